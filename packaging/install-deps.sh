@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs every Debian 12 package that building, testing and benchmarking dzfs needs.
+# Idempotent: installs only what is missing. Run as root.
+set -euo pipefail
+pkgs=(
+  build-essential cmake ninja-build pkg-config git
+  libfuse3-dev fuse3            # the FUSE low-level API and fusermount3
+  libsqlite3-dev                # the index
+  libxxhash-dev                 # XXH3-128 chunk fingerprints
+  libzstd-dev zstd              # the fast tier
+  libgtest-dev                  # unit and integration tests
+  clang libclang-rt-14-dev      # libFuzzer targets
+  rsync attr acl xz-utils python3  # integration tests and the quick start
+)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
