@@ -1,0 +1,83 @@
+// The content of one regular file while it is being written: the file's extent map, loaded from
+// the index and changed in memory, plus written bytes not yet cut into chunks.
+//
+// How writes become chunks (the re-chunking rule, also in docs/ARCHITECTURE.md):
+//  - Written bytes collect in `dirty` (non-overlapping runs). A run [a, b) is materialized over a
+//    region [a', b') widened to existing extent boundaries: a' is the start of the extent holding a
+//    (or a itself in a hole, or the start of a short tail extent ending at a, so appends re-chunk a
+//    file's last small chunk), b' the end of the extent holding b-1. Only that region is read back,
+//    merged with the new bytes, cut by FastCDC and stored; extents outside it are untouched. So an
+//    in-place write in the middle of a large file costs the chunks it touches, not the file.
+//  - A streaming writer's run is cut as it grows; the last, incomplete piece stays dirty until
+//    more bytes come or the file is flushed, so sequential writes chunk exactly as a whole-file
+//    CDC pass would.
+//  - All-zero chunks become holes: they cost no chunk and read as zeros.
+//  - Nothing here touches the index until apply(): the index sees the file in its old state until
+//    the whole new state is applied in one go (at flush, fsync or release), so a commit never
+//    captures a half-written file.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "index/chunk_store.h"
+#include "index/chunker.h"
+#include "index/index_db.h"
+#include "index/status.h"
+
+namespace dzfs {
+
+struct Extent {
+  uint64_t len = 0;
+  int64_t chunk = 0;
+  uint32_t chunk_off = 0;
+};
+using ExtentMap = std::map<uint64_t, Extent>;  // file offset -> extent; no overlaps
+
+// Reads extents of `ino` overlapping [off, off+len) from the index; caller holds IndexDb::mu.
+Status load_extents(SqliteDb& db, uint64_t ino, uint64_t off, uint64_t len, uint64_t max_extent, ExtentMap& out);
+// Copies the bytes of [off, off+len) described by `extents` into out (holes are zeros).
+Status read_extents(ChunkStore& chunks, const ExtentMap& extents, uint64_t off, uint64_t len, char* out);
+
+class FileState {
+ public:
+  FileState(uint64_t ino, ChunkStore& chunks, const Chunker& chunker, size_t dirty_limit)
+      : ino_(ino), chunks_(chunks), chunker_(chunker), dirty_limit_(dirty_limit) {}
+  ~FileState();
+
+  std::mutex mu;  // guards everything below; taken before IndexDb::mu
+
+  Status load(IndexDb& index);  // whole extent map and size from the index
+  Status write(uint64_t off, const char* data, size_t n);
+  Status read(uint64_t off, size_t n, std::string& out);
+  Status truncate(uint64_t size);
+  Status flush_dirty();              // materialize all dirty bytes
+  Status apply(IndexDb& index);      // write changed extents and size to the index (dirty empty)
+  uint64_t size() const { return size_; }
+  uint64_t dirty_bytes() const { return dirty_bytes_; }
+  bool changed() const { return changed_from_ != UINT64_MAX || size_changed_ || !dirty_.empty(); }
+  int writers = 0;      // open handles that may write (under Volume's inode table lock)
+  bool loaded = false;  // load() has run (under mu)
+
+ private:
+  Status materialize(uint64_t a, bool final);
+  Status compose(uint64_t off, uint64_t len, char* out);
+  void cut_extents(uint64_t lo, uint64_t hi);  // removes [lo, hi) from the map, splitting
+  void mark_changed(uint64_t off) { changed_from_ = std::min(changed_from_, off); }
+
+  uint64_t ino_;
+  ChunkStore& chunks_;
+  const Chunker& chunker_;
+  size_t dirty_limit_;
+  ExtentMap extents_;
+  std::map<uint64_t, std::string> dirty_;
+  uint64_t dirty_bytes_ = 0;
+  uint64_t size_ = 0;
+  uint64_t changed_from_ = UINT64_MAX;  // lowest offset whose extents differ from the index
+  bool size_changed_ = false;
+  std::vector<int64_t> pins_;           // chunks pinned for extents the index does not hold yet
+};
+
+}  // namespace dzfs

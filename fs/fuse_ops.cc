@@ -1,0 +1,283 @@
+// FUSE low-level glue: decode the request, call the Volume, encode the reply. No policy here.
+#include "fs/fuse_ops.h"
+
+#include <cstring>
+#include <vector>
+
+#include "index/log.h"
+
+namespace dzfs {
+namespace {
+
+FuseContext& ctx(fuse_req_t req) { return *static_cast<FuseContext*>(fuse_req_userdata(req)); }
+Volume& vol(fuse_req_t req) { return *ctx(req).volume; }
+
+Caller caller(fuse_req_t req) {
+  const fuse_ctx* c = fuse_req_ctx(req);
+  return Caller{c->uid, c->gid};
+}
+
+void reply_err(fuse_req_t req, const Status& s) { fuse_reply_err(req, s.ok() ? 0 : s.code()); }
+
+void reply_entry(fuse_req_t req, const Status& s, const struct stat& st) {
+  if (!s.ok()) return reply_err(req, s);
+  fuse_entry_param e{};
+  e.ino = st.st_ino;
+  e.attr = st;
+  e.attr_timeout = e.entry_timeout = ctx(req).timeout;
+  if (fuse_reply_entry(req, &e) != 0) vol(req).forget(st.st_ino, 1);  // the kernel never saw it
+}
+
+void op_init(void* userdata, fuse_conn_info* conn) {
+  auto* c = static_cast<FuseContext*>(userdata);
+  conn->max_write = 1u << 20;
+  conn->max_readahead = 1u << 20;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  if (c->writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  else c->writeback_cache = false;
+  if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want |= FUSE_CAP_SPLICE_READ;
+  if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  conn->want &= ~unsigned(FUSE_CAP_READDIRPLUS_AUTO);  // always plus: one round trip per batch
+}
+
+void op_destroy(void* userdata) {
+  auto* c = static_cast<FuseContext*>(userdata);
+  Status s = c->volume->flush_all();
+  if (s.ok()) s = c->volume->commit();
+  if (!s.ok()) log_error("commit at unmount failed: " + s.message());
+}
+
+void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  struct stat st {};
+  Status s = vol(req).lookup(parent, name, st);
+  if (!s.ok()) return reply_err(req, s);
+  reply_entry(req, s, st);
+}
+
+void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+  vol(req).forget(ino, n);
+  fuse_reply_none(req);
+}
+
+void op_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* f) {
+  for (size_t i = 0; i < count; ++i) vol(req).forget(f[i].ino, f[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void op_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  struct stat st {};
+  Status s = vol(req).getattr(ino, st);
+  if (!s.ok()) return reply_err(req, s);
+  fuse_reply_attr(req, &st, ctx(req).timeout);
+}
+
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int set, fuse_file_info*) {
+  struct stat st {};
+  Status s = vol(req).setattr(ino, *attr, set, st);
+  if (!s.ok()) return reply_err(req, s);
+  fuse_reply_attr(req, &st, ctx(req).timeout);
+}
+
+void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  std::string target;
+  Status s = vol(req).readlink(ino, target);
+  if (!s.ok()) return reply_err(req, s);
+  fuse_reply_readlink(req, target.c_str());
+}
+
+void op_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+  struct stat st {};
+  Status s = vol(req).mknod(parent, name, mode, rdev, caller(req), st);
+  reply_entry(req, s, st);
+}
+
+void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  struct stat st {};
+  Status s = vol(req).mkdir(parent, name, mode, caller(req), st);
+  reply_entry(req, s, st);
+}
+
+void op_symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  struct stat st {};
+  Status s = vol(req).symlink(parent, name, target, caller(req), st);
+  reply_entry(req, s, st);
+}
+
+void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char* name) {
+  struct stat st {};
+  Status s = vol(req).link(ino, parent, name, st);
+  reply_entry(req, s, st);
+}
+
+void op_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) { reply_err(req, vol(req).unlink(parent, name)); }
+void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) { reply_err(req, vol(req).rmdir(parent, name)); }
+
+void op_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+               unsigned flags) {
+  reply_err(req, vol(req).rename(parent, name, newparent, newname, flags));
+}
+
+void op_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Status s = vol(req).open(ino, fi->flags);
+  if (!s.ok()) return reply_err(req, s);
+  fi->keep_cache = 1;  // every change passes through the kernel, so its page cache stays valid
+  if (fuse_reply_open(req, fi) != 0) vol(req).release(ino, fi->flags);
+}
+
+void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
+  struct stat st {};
+  Status s = vol(req).mknod(parent, name, (mode & 07777) | S_IFREG, 0, caller(req), st);
+  if (!s.ok()) return reply_err(req, s);
+  vol(req).open(st.st_ino, fi->flags);
+  fi->keep_cache = 1;
+  fuse_entry_param e{};
+  e.ino = st.st_ino;
+  e.attr = st;
+  e.attr_timeout = e.entry_timeout = ctx(req).timeout;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    vol(req).release(st.st_ino, fi->flags);
+    vol(req).forget(st.st_ino, 1);
+  }
+}
+
+void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  std::string buf;
+  Status s = vol(req).read(ino, uint64_t(off), size, buf);
+  if (!s.ok()) return reply_err(req, s);
+  fuse_reply_buf(req, buf.data(), buf.size());
+}
+
+void op_write(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off, fuse_file_info*) {
+  Status s = vol(req).write(ino, uint64_t(off), data, size);
+  if (!s.ok()) return reply_err(req, s);
+  fuse_reply_write(req, size);
+}
+
+void op_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) { reply_err(req, vol(req).flush(ino)); }
+
+void op_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  reply_err(req, vol(req).release(ino, fi->flags));
+}
+
+void op_fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) { reply_err(req, vol(req).fsync(ino)); }
+void op_fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_err(req, vol(req).commit()); }
+
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  std::vector<DirEntry> entries;
+  Status s = vol(req).readdir(ino, uint64_t(off), size / 48 + 2, plus, entries);
+  if (!s.ok()) return reply_err(req, s);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (const DirEntry& e : entries) {
+    size_t n;
+    bool dot = e.name == "." || e.name == "..";
+    if (plus) {
+      fuse_entry_param ep{};
+      ep.attr = e.attr;
+      if (!dot) {
+        ep.ino = e.ino;
+        ep.attr_timeout = ep.entry_timeout = ctx(req).timeout;
+      }
+      n = fuse_add_direntry_plus(req, buf.data() + used, size - used, e.name.c_str(), &ep, off_t(e.next_off));
+    } else {
+      n = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &e.attr, off_t(e.next_off));
+    }
+    if (n > size - used) break;
+    used += n;
+    if (plus && !dot) vol(req).add_lookup(e.ino);
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir(req, ino, size, off, false);
+}
+void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  do_readdir(req, ino, size, off, true);
+}
+
+void op_statfs(fuse_req_t req, fuse_ino_t) {
+  struct statvfs sv {};
+  Status s = vol(req).statfs(sv);
+  if (!s.ok()) return reply_err(req, s);
+  fuse_reply_statfs(req, &sv);
+}
+
+void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  reply_err(req, vol(req).setxattr(ino, name, std::string_view(value, size), flags));
+}
+
+void reply_sized(fuse_req_t req, const std::string& v, size_t size) {
+  if (size == 0) fuse_reply_xattr(req, v.size());
+  else if (v.size() > size) fuse_reply_err(req, ERANGE);
+  else fuse_reply_buf(req, v.data(), v.size());
+}
+
+void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  std::string v;
+  Status s = vol(req).getxattr(ino, name, v);
+  if (!s.ok()) return reply_err(req, s);
+  reply_sized(req, v, size);
+}
+
+void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  std::string v;
+  Status s = vol(req).listxattr(ino, v);
+  if (!s.ok()) return reply_err(req, s);
+  reply_sized(req, v, size);
+}
+
+void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  reply_err(req, vol(req).removexattr(ino, name));
+}
+
+void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, fuse_file_info*) {
+  reply_err(req, vol(req).fallocate(ino, mode, uint64_t(off), uint64_t(len)));
+}
+
+fuse_lowlevel_ops make_ops() {
+  fuse_lowlevel_ops o{};
+  o.init = op_init;
+  o.destroy = op_destroy;
+  o.lookup = op_lookup;
+  o.forget = op_forget;
+  o.forget_multi = op_forget_multi;
+  o.getattr = op_getattr;
+  o.setattr = op_setattr;
+  o.readlink = op_readlink;
+  o.mknod = op_mknod;
+  o.mkdir = op_mkdir;
+  o.symlink = op_symlink;
+  o.link = op_link;
+  o.unlink = op_unlink;
+  o.rmdir = op_rmdir;
+  o.rename = op_rename;
+  o.open = op_open;
+  o.create = op_create;
+  o.read = op_read;
+  o.write = op_write;
+  o.flush = op_flush;
+  o.release = op_release;
+  o.fsync = op_fsync;
+  o.fsyncdir = op_fsyncdir;
+  o.readdir = op_readdir;
+  o.readdirplus = op_readdirplus;
+  o.statfs = op_statfs;
+  o.setxattr = op_setxattr;
+  o.getxattr = op_getxattr;
+  o.listxattr = op_listxattr;
+  o.removexattr = op_removexattr;
+  o.fallocate = op_fallocate;
+  return o;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops* fuse_operations() {
+  static const fuse_lowlevel_ops ops = make_ops();
+  return &ops;
+}
+
+}  // namespace dzfs

@@ -1,0 +1,212 @@
+// The dzfs command line: subcommands, their arguments, exit codes. Each subcommand is a short
+// function; everything they do lives in the libraries.
+//
+// Exit codes: 0 success; 1 failure (message on stderr); 2 usage error; fsck: 4 problems found.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/mount.h"
+#include "fs/mountinfo.h"
+#include "index/fsck.h"
+#include "index/gc.h"
+#include "index/stats.h"
+#include "index/store.h"
+
+using namespace dzfs;
+
+namespace {
+
+constexpr int kUsage = 2;
+
+const std::map<std::string, std::string> kHelp = {
+    {"mkfs", "dzfs mkfs STORE [--chunk-min BYTES] [--chunk-avg BYTES] [--chunk-max BYTES] [--zstd-level N] [--verify-dedup]\n"
+             "  Make a new volume in directory STORE (created if missing; must be empty).\n"
+             "  Chunk sizes default to 16 KiB / 64 KiB / 256 KiB; zstd level 3."},
+    {"mount", "dzfs mount STORE MOUNTPOINT [-f] [-d] [-o opt[,opt...]]\n"
+              "dzfs STORE MOUNTPOINT [-o opt,...]      (the form mount.fuse3 and fstab use)\n"
+              "  Mount a volume. -f stays in the foreground, -d also prints FUSE debug output.\n"
+              "  Options: allow_other, ro, commit_secs=N (5), cache_mb=N (256), dirty_mb=N (64),\n"
+              "  threads=N (16), writeback=0|1 (1), and the usual kernel mount flags."},
+    {"umount", "dzfs umount MOUNTPOINT\n  Commit everything, unmount, and wait until the volume is closed."},
+    {"stats", "dzfs stats STORE|MOUNTPOINT [--json]\n  Logical, unique and stored bytes, ratios, bytes per codec."},
+    {"gc", "dzfs gc STORE\n  Delete unreferenced chunks and compact pack files. The volume must not be mounted."},
+    {"fsck", "dzfs fsck STORE [--no-data]\n  Check the index invariants and verify every chunk's bytes.\n"
+             "  Exit 0 when clean, 4 when problems were found."},
+};
+
+int usage_error(const std::string& msg) {
+  fprintf(stderr, "dzfs: %s\n", msg.c_str());
+  return kUsage;
+}
+
+int failed(const Status& s) {
+  fprintf(stderr, "dzfs: %s\n", s.message().c_str());
+  return 1;
+}
+
+bool parse_u32(const std::string& s, uint32_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+int cmd_help(const std::vector<std::string>& a) {
+  if (!a.empty()) {
+    auto it = kHelp.find(a[0]);
+    if (it == kHelp.end()) return usage_error("no such command: " + a[0]);
+    printf("%s\n", it->second.c_str());
+    return 0;
+  }
+  printf("dzfs: a deduplicating, compressing FUSE filesystem for backups.\n\nCommands:\n");
+  for (auto& [name, text] : kHelp) printf("  %s\n", text.substr(0, text.find('\n')).c_str());
+  printf("\nRun 'dzfs help COMMAND' for details. Exit codes: 0 ok, 1 failure, 2 usage, 4 fsck found problems.\n");
+  return 0;
+}
+
+int cmd_mkfs(const std::vector<std::string>& a) {
+  StoreConfig cfg;
+  std::string dir;
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto num = [&](uint32_t& out) {
+      return i + 1 < a.size() && parse_u32(a[++i], out);
+    };
+    uint32_t lvl = 0;
+    if (a[i] == "--chunk-min") { if (!num(cfg.chunk_min)) return usage_error("--chunk-min needs a byte count"); }
+    else if (a[i] == "--chunk-avg") { if (!num(cfg.chunk_avg)) return usage_error("--chunk-avg needs a byte count"); }
+    else if (a[i] == "--chunk-max") { if (!num(cfg.chunk_max)) return usage_error("--chunk-max needs a byte count"); }
+    else if (a[i] == "--zstd-level") { if (!num(lvl)) return usage_error("--zstd-level needs a number"); cfg.zstd_level = int(lvl); }
+    else if (a[i] == "--verify-dedup") cfg.verify_dedup = true;
+    else if (a[i][0] == '-') return usage_error("unknown mkfs option " + a[i]);
+    else if (dir.empty()) dir = a[i];
+    else return usage_error("mkfs takes one STORE directory");
+  }
+  if (dir.empty()) return usage_error(kHelp.at("mkfs"));
+  Status s = Store::mkfs(dir, cfg);
+  if (!s.ok()) return failed(s);
+  printf("made dzfs volume in %s (chunks %u/%u/%u bytes, zstd level %d%s)\n", dir.c_str(), cfg.chunk_min,
+         cfg.chunk_avg, cfg.chunk_max, cfg.zstd_level, cfg.verify_dedup ? ", dedup verified" : "");
+  return 0;
+}
+
+int cmd_mount(const std::vector<std::string>& a) {
+  auto o = parse_mount_args(a);
+  if (!o.ok()) return usage_error(o.status().message());
+  return run_mount(*o);
+}
+
+// STORE or the mountpoint of a mounted STORE -> the store directory.
+Result<std::string> resolve_store(const std::string& arg) {
+  if (access((arg + "/dzfs.conf").c_str(), F_OK) == 0) return canonical_path(arg);
+  MountEntry m;
+  if (find_mount(arg, m) && m.fstype == "fuse.dzfs") return m.source;
+  return Status::Error(ENOENT, arg + " is neither a dzfs volume nor a dzfs mountpoint");
+}
+
+int cmd_umount(const std::vector<std::string>& a) {
+  if (a.size() != 1) return usage_error(kHelp.at("umount"));
+  MountEntry m;
+  if (!find_mount(a[0], m) || m.fstype != "fuse.dzfs") return failed(Status::Error(EINVAL, a[0] + " is not a dzfs mountpoint"));
+  pid_t pid = fork();
+  if (pid == 0) {
+    execlp("fusermount3", "fusermount3", "-u", m.mountpoint.c_str(), (char*)nullptr);
+    _exit(127);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) return failed(Status::Error(EBUSY, "could not unmount " + m.mountpoint + " (busy?)"));
+  for (int i = 0; i < 6000; ++i) {  // the daemon commits and closes the store after the unmount
+    if (Store::lock_holder(m.source) == 0) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return failed(Status::Error(ETIMEDOUT, "unmounted, but the dzfs process has not closed " + m.source + " after 300 s"));
+}
+
+int cmd_stats(const std::vector<std::string>& a) {
+  bool json = false;
+  std::string target;
+  for (auto& x : a) {
+    if (x == "--json") json = true;
+    else if (target.empty()) target = x;
+    else return usage_error(kHelp.at("stats"));
+  }
+  if (target.empty()) return usage_error(kHelp.at("stats"));
+  auto dir = resolve_store(target);
+  if (!dir.ok()) return failed(dir.status());
+  StoreOptions so;
+  so.readonly = true;
+  auto st = Store::open(*dir, so);
+  if (!st.ok()) return failed(st.status());
+  auto v = compute_stats(**st);
+  if (!v.ok()) return failed(v.status());
+  fputs((json ? stats_json(*v) : stats_text(*v)).c_str(), stdout);
+  return 0;
+}
+
+Result<std::unique_ptr<Store>> open_exclusive(const std::string& dir) {
+  auto st = Store::open(dir, StoreOptions{});
+  if (!st.ok() && st.status().code() == EBUSY)
+    return Status::Error(EBUSY, dir + " is mounted or in use; unmount it first (dzfs umount MOUNTPOINT)");
+  return st;
+}
+
+int cmd_gc(const std::vector<std::string>& a) {
+  if (a.size() != 1) return usage_error(kHelp.at("gc"));
+  auto st = open_exclusive(a[0]);
+  if (!st.ok()) return failed(st.status());
+  auto r = collect_garbage(**st);
+  if (!r.ok()) return failed(r.status());
+  printf("gc: deleted %llu unreferenced chunks, compacted %llu packs (%llu records moved), removed %llu packs\n"
+         "gc: pack bytes %llu -> %llu\n",
+         (unsigned long long)r->chunks_deleted, (unsigned long long)r->packs_compacted,
+         (unsigned long long)r->records_moved, (unsigned long long)r->packs_removed,
+         (unsigned long long)r->pack_bytes_before, (unsigned long long)r->pack_bytes_after);
+  return 0;
+}
+
+int cmd_fsck(const std::vector<std::string>& a) {
+  FsckOptions fo;
+  std::string dir;
+  for (auto& x : a) {
+    if (x == "--no-data") fo.verify_data = false;
+    else if (dir.empty()) dir = x;
+    else return usage_error(kHelp.at("fsck"));
+  }
+  if (dir.empty()) return usage_error(kHelp.at("fsck"));
+  auto st = open_exclusive(dir);
+  if (!st.ok()) return failed(st.status());
+  auto r = check_volume(**st, fo);
+  if (!r.ok()) return failed(r.status());
+  for (auto& p : r->problems) printf("problem: %s\n", p.c_str());
+  for (auto& f : r->damaged_files) printf("damaged file: %s\n", f.c_str());
+  printf("fsck: %llu inodes, %llu chunks verified: %s\n", (unsigned long long)r->inodes_checked,
+         (unsigned long long)r->chunks_checked, r->clean() ? "clean" : "PROBLEMS FOUND");
+  return r->clean() ? 0 : 4;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) return cmd_help({}), kUsage;
+  std::string cmd = args[0];
+  std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") return cmd_help(rest);
+  if (cmd == "--version" || cmd == "-V") return printf("dzfs 0.1.0 (volume format 1)\n"), 0;
+  if (std::find(rest.begin(), rest.end(), "--help") != rest.end() && kHelp.count(cmd)) return cmd_help({cmd});
+  if (cmd == "mkfs") return cmd_mkfs(rest);
+  if (cmd == "mount") return cmd_mount(rest);
+  if (cmd == "umount" || cmd == "unmount") return cmd_umount(rest);
+  if (cmd == "stats") return cmd_stats(rest);
+  if (cmd == "gc") return cmd_gc(rest);
+  if (cmd == "fsck") return cmd_fsck(rest);
+  // mount.fuse3 calls `dzfs STORE MOUNTPOINT -o ...`.
+  if (cmd[0] != '-' && args.size() >= 2) return cmd_mount(args);
+  return usage_error("unknown command '" + cmd + "' (try dzfs help)");
+}

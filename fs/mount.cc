@@ -1,0 +1,145 @@
+// The mount sequence: see mount.h. Without -f the process forks before touching the store (SQLite
+// connections must not cross a fork); the child reports success or the error over a pipe, so the
+// parent's exit code and message tell the caller what happened.
+#include "fs/mount.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+#include "daemon/committer.h"
+#include "fs/fuse_ops.h"
+#include "fs/mountinfo.h"
+#include "index/log.h"
+#include "index/store.h"
+
+namespace dzfs {
+
+static int fail(int report_fd, const std::string& msg) {
+  if (report_fd >= 0) {
+    std::string m = "E" + msg;
+    ssize_t r = write(report_fd, m.data(), m.size());
+    (void)r;
+  } else {
+    fprintf(stderr, "dzfs: %s\n", msg.c_str());
+  }
+  return 1;
+}
+
+static Status preflight(MountOptions& o) {
+  std::string store = canonical_path(o.store);
+  if (store.empty()) return Status::Error(ENOENT, "store " + o.store + " does not exist");
+  auto cfg = StoreConfig::load(store);
+  if (!cfg.ok()) return cfg.status();
+  std::string mnt = canonical_path(o.mountpoint);
+  struct stat st {};
+  if (mnt.empty() || stat(mnt.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return Status::Error(ENOTDIR, "mountpoint " + o.mountpoint + " is not a directory");
+  MountEntry m;
+  if (find_mount(mnt, m)) return Status::Error(EBUSY, "mountpoint " + mnt + " is busy: " + m.source + " is mounted there");
+  if (int pid = Store::lock_holder(store))
+    return Status::Error(EBUSY, "store " + store + " is already in use (pid " + std::to_string(pid) + ")");
+  if (mnt == store || mnt.rfind(store + "/", 0) == 0)
+    return Status::Error(EINVAL, "the mountpoint must not lie inside the store");
+  o.store = store;
+  o.mountpoint = mnt;
+  return Status::Ok();
+}
+
+static int serve(const MountOptions& o, int report_fd) {
+  StoreOptions so;
+  so.cache_bytes = o.cache_mb << 20;
+  auto store = Store::open(o.store, so);
+  if (!store.ok()) return fail(report_fd, store.status().message());
+  VolumeOptions vo;
+  vo.writeback_cache = o.writeback;
+  vo.dirty_limit = o.dirty_mb << 20;
+  Volume volume(**store, vo);
+  Status s = volume.recover();
+  if (s.ok()) s = (*store)->commit();
+  if (!s.ok()) return fail(report_fd, "recovery failed: " + s.message());
+
+  FuseContext fctx;
+  fctx.volume = &volume;
+  fctx.writeback_cache = o.writeback;
+  std::string opts = "fsname=" + o.store + ",subtype=dzfs,default_permissions";
+  for (const std::string& f : o.fuse_opts) opts += "," + f;
+  std::vector<std::string> argv_s = {"dzfs", "-o", opts};
+  if (o.debug) argv_s.push_back("-d");
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(int(argv.size()), argv.data());
+  fuse_session* se = fuse_session_new(&args, fuse_operations(), sizeof(fuse_lowlevel_ops), &fctx);
+  if (!se) return fail(report_fd, "cannot start a FUSE session with options '" + opts + "'");
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return fail(report_fd, "cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, o.mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return fail(report_fd, "cannot mount on " + o.mountpoint + " (is /dev/fuse available? are you root?)");
+  }
+  (*store)->note_pid();
+  log_info("mounted " + o.store + " on " + o.mountpoint);
+  if (report_fd >= 0) {
+    ssize_t r = write(report_fd, "ok", 2);
+    (void)r;
+    close(report_fd);
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      dup2(null, 0);
+      dup2(null, 1);
+      dup2(null, 2);
+      if (null > 2) close(null);
+    }
+  }
+  int rc;
+  {
+    Committer committer([&] { return (*store)->commit(); }, o.commit_secs);
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(cfg, unsigned(o.threads));
+    fuse_loop_cfg_set_idle_threads(cfg, 4);
+    rc = fuse_session_loop_mt(se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  }
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  s = volume.flush_all();
+  if (s.ok()) s = (*store)->commit();
+  if (!s.ok()) log_error("final commit failed: " + s.message());
+  log_info("unmounted " + o.mountpoint);
+  return rc == 0 && s.ok() ? 0 : 1;
+}
+
+int run_mount(const MountOptions& in) {
+  MountOptions o = in;
+  Status s = preflight(o);
+  if (!s.ok()) return fail(-1, s.message());
+  if (o.foreground) return serve(o, -1);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return fail(-1, "pipe failed");
+  pid_t pid = fork();
+  if (pid < 0) return fail(-1, "fork failed");
+  if (pid > 0) {
+    close(p[1]);
+    std::string msg;
+    char buf[512];
+    ssize_t n;
+    while ((n = read(p[0], buf, sizeof buf)) > 0) msg.append(buf, size_t(n));
+    if (msg == "ok") return 0;
+    fprintf(stderr, "dzfs: %s\n", msg.size() > 1 ? msg.c_str() + 1 : "the mount process died while starting");
+    return 1;
+  }
+  close(p[0]);
+  setsid();
+  if (chdir("/") != 0) { /* not fatal */ }
+  log_to_syslog(true);
+  _exit(serve(o, p[1]));
+}
+
+}  // namespace dzfs

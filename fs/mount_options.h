@@ -1,0 +1,26 @@
+// Every option of `dzfs mount` is parsed here, in one place (the libfuse examples' rule).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "index/status.h"
+
+namespace dzfs {
+
+struct MountOptions {
+  std::string store, mountpoint;
+  bool foreground = false, debug = false;
+  int commit_secs = 5;      // batched index commits
+  size_t cache_mb = 256;    // decoded-chunk cache
+  size_t dirty_mb = 64;     // per-file write buffer before forced chunking
+  bool writeback = true;    // kernel writeback cache
+  int threads = 16;         // FUSE worker threads at most
+  std::vector<std::string> fuse_opts;  // passed on to libfuse / the kernel mount
+};
+
+// Parses `-o a,b=c` option strings into `out`. Unknown options are an error naming them.
+Status parse_mount_option_list(const std::string& list, MountOptions& out);
+// Parses `STORE MNT [-f] [-d] [-o opts]...` (the words after `dzfs mount`, or mount.fuse3's call).
+Result<MountOptions> parse_mount_args(const std::vector<std::string>& args);
+
+}  // namespace dzfs

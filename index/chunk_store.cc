@@ -1,0 +1,169 @@
+// ChunkStore: see chunk_store.h.
+#include "index/chunk_store.h"
+
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "index/log.h"
+
+namespace dzfs {
+
+const char* codec_name(uint8_t codec) {
+  switch (codec) {
+    case kCodecRaw: return "raw";
+    case kCodecZstd: return "zstd";
+    case kCodecNeural: return "neural";
+    default: return "unknown";
+  }
+}
+
+ChunkHash hash_chunk(const void* data, size_t n) {
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits(data, n));
+  ChunkHash h;
+  memcpy(h.b, c.digest, 16);
+  return h;
+}
+
+static std::string hex(const uint8_t* p, size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += {d[p[i] >> 4], d[p[i] & 15]};
+  return s;
+}
+
+ChunkStore::ChunkStore(IndexDb& index, PackStore& packs, const StoreConfig& cfg, size_t cache_bytes)
+    : index_(index), packs_(packs), cfg_(cfg), cache_(cache_bytes) {}
+
+Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
+  ChunkHash h = hash_chunk(data, n);
+  int64_t found = 0;
+  {
+    std::lock_guard<std::mutex> g(index_.mu);
+    Stmt s = index_.db->prepare("SELECT id FROM chunks WHERE hash = ?");
+    s.bind_blob(1, h.b, 16);
+    if (s.step()) found = s.i64(0);
+    DZ_RETURN_IF_ERROR(s.done_status());
+    if (found) pin(found);
+  }
+  if (found) {
+    if (!cfg_.verify_dedup) return found;
+    auto have = get(found);
+    if (have.ok() && (*have)->size() == n && memcmp((*have)->data(), data, n) == 0) return found;
+    unpin(found);
+    log_error("dedup verify: stored chunk " + std::to_string(found) + " differs from new data with the same XXH3-128 " +
+              hex(h.b, 16) + (have.ok() ? "" : " (" + have.status().message() + ")"));
+    return Status::Error(EIO, "dedup verify failed for chunk " + std::to_string(found));
+  }
+
+  ChunkRecord rec;
+  rec.raw_len = uint32_t(n);
+  memcpy(rec.hash, h.b, 16);
+  rec.payload.resize(ZSTD_compressBound(n));
+  size_t z = ZSTD_compress(rec.payload.data(), rec.payload.size(), data, n, cfg_.zstd_level);
+  if (!ZSTD_isError(z) && z + n / 64 + 16 < n) {  // worth it: saves more than ~1.5%
+    rec.codec = kCodecZstd;
+    rec.payload.resize(z);
+  } else {
+    rec.codec = kCodecRaw;
+    rec.payload.assign(reinterpret_cast<const char*>(data), n);
+  }
+  auto loc = packs_.append(rec);
+  if (!loc.ok()) return loc.status();
+
+  std::lock_guard<std::mutex> g(index_.mu);
+  Stmt ins = index_.db->prepare(
+      "INSERT INTO chunks(hash, raw_len, refcount, pack, off, stored_len, codec, created) "
+      "VALUES (?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING");
+  ins.bind_blob(1, h.b, 16).bind(2, uint64_t(n)).bind(3, loc->pack).bind(4, loc->off);
+  ins.bind(5, loc->stored_len).bind(6, int(rec.codec)).bind(7, int64_t(time(nullptr)));
+  DZ_RETURN_IF_ERROR(ins.run());
+  int64_t id = 0;
+  if (index_.db->changes() == 1) {
+    id = index_.db->last_rowid();
+  } else {  // another thread stored the same chunk meanwhile; our record is garbage for gc
+    Stmt s = index_.db->prepare("SELECT id FROM chunks WHERE hash = ?");
+    s.bind_blob(1, h.b, 16);
+    if (s.step()) id = s.i64(0);
+    DZ_RETURN_IF_ERROR(s.done_status());
+    if (!id) return Status::Error(EIO, "chunk vanished from the index during insert");
+  }
+  pin(id);
+  return id;
+}
+
+void ChunkStore::pin(int64_t id) {
+  std::lock_guard<std::mutex> g(pins_mu_);
+  ++pins_[id];
+}
+
+void ChunkStore::unpin(int64_t id) {
+  std::lock_guard<std::mutex> g(pins_mu_);
+  auto it = pins_.find(id);
+  if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
+}
+
+bool ChunkStore::pinned(int64_t id) const {
+  std::lock_guard<std::mutex> g(pins_mu_);
+  return pins_.count(id) != 0;
+}
+
+Result<std::string> ChunkStore::decode(const ChunkRecord& rec) {
+  switch (rec.codec) {
+    case kCodecRaw:
+      return rec.payload;
+    case kCodecZstd: {
+      std::string out(rec.raw_len, '\0');
+      size_t r = ZSTD_decompress(out.data(), out.size(), rec.payload.data(), rec.payload.size());
+      if (ZSTD_isError(r)) return Status::Error(EIO, std::string("zstd: ") + ZSTD_getErrorName(r));
+      if (r != rec.raw_len) return Status::Error(EIO, "zstd frame decodes to the wrong length");
+      return out;
+    }
+    default:
+      if (external_) return external_(rec);
+      return Status::Error(EIO, std::string("no decoder for codec ") + codec_name(rec.codec));
+  }
+}
+
+Result<ChunkBytes> ChunkStore::get(int64_t id) {
+  if (ChunkBytes c = cache_.get(id)) return c;
+  PackLocation loc;
+  std::string want_hash;
+  uint32_t raw_len = 0;
+  {
+    std::lock_guard<std::mutex> g(index_.mu);
+    Stmt s = index_.db->prepare("SELECT hash, raw_len, pack, off, stored_len FROM chunks WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) {
+      Status e = s.done_status();
+      return Status::Error(EIO, "chunk " + std::to_string(id) + " is missing from the index" +
+                                    (e.ok() ? "" : ": " + e.message()));
+    }
+    want_hash = s.blob(0);
+    raw_len = uint32_t(s.i64(1));
+    loc = {uint32_t(s.i64(2)), uint64_t(s.i64(3)), uint32_t(s.i64(4))};
+  }
+  auto fail = [&](const std::string& why) {
+    std::string msg = "chunk " + std::to_string(id) + " (pack " + std::to_string(loc.pack) + " @" +
+                      std::to_string(loc.off) + "): " + why;
+    log_error(msg);
+    return Status::Error(EIO, msg);
+  };
+  auto rec = packs_.read(loc);
+  if (!rec.ok()) return fail(rec.status().message());
+  if (want_hash.size() != 16 || memcmp(rec->hash, want_hash.data(), 16) != 0 || rec->raw_len != raw_len)
+    return fail("pack record belongs to another chunk");
+  auto raw = decode(*rec);
+  if (!raw.ok()) return fail(raw.status().message());
+  if (raw->size() != raw_len) return fail("decoded length is wrong");
+  ChunkHash h = hash_chunk(raw->data(), raw->size());
+  if (memcmp(h.b, want_hash.data(), 16) != 0) return fail("checksum mismatch: stored bytes are damaged");
+  auto bytes = std::make_shared<const std::string>(std::move(*raw));
+  cache_.put(id, bytes);
+  return ChunkBytes(bytes);
+}
+
+}  // namespace dzfs

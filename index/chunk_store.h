@@ -1,0 +1,59 @@
+// Chunks by content: put() fingerprints (XXH3-128), dedups against the index, compresses new
+// chunks (zstd, or raw when that does not help) into a pack, and records them; get() reads,
+// decodes and verifies a chunk's raw bytes against its fingerprint (mismatch: EIO and a log line).
+//
+// Pins: a chunk that a not-yet-applied extent refers to is pinned in memory so gc keeps it even
+// while its committed refcount is 0. A pin is taken under IndexDb::mu together with the lookup
+// that found the chunk, and gc tests pins under IndexDb::mu before deleting, so no chunk is
+// deleted between being found and being pinned. pins_mu_ nests inside IndexDb::mu.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <unordered_map>
+
+#include "index/chunk_cache.h"
+#include "index/index_db.h"
+#include "index/pack_store.h"
+#include "index/status.h"
+#include "index/store_config.h"
+
+namespace dzfs {
+
+enum ChunkCodec : uint8_t { kCodecRaw = 0, kCodecZstd = 1, kCodecNeural = 2 };
+const char* codec_name(uint8_t codec);
+
+struct ChunkHash {
+  uint8_t b[16];
+};
+ChunkHash hash_chunk(const void* data, size_t n);
+
+class ChunkStore {
+ public:
+  ChunkStore(IndexDb& index, PackStore& packs, const StoreConfig& cfg, size_t cache_bytes);
+
+  // Stores (or finds) the chunk and pins it; the caller unpins once an extent row holds it.
+  Result<int64_t> put(const uint8_t* data, size_t n);
+  Result<ChunkBytes> get(int64_t id);
+  void unpin(int64_t id);
+  bool pinned(int64_t id) const;
+  void forget_cached(int64_t id) { cache_.erase(id); }
+
+  // Decoder for codecs this layer does not implement itself (the neural tier).
+  using ExternalDecoder = std::function<Result<std::string>(const ChunkRecord&)>;
+  void set_external_decoder(ExternalDecoder d) { external_ = std::move(d); }
+
+ private:
+  Result<std::string> decode(const ChunkRecord& rec);
+  void pin(int64_t id);
+
+  IndexDb& index_;
+  PackStore& packs_;
+  StoreConfig cfg_;
+  ChunkCache cache_;
+  mutable std::mutex pins_mu_;
+  std::unordered_map<int64_t, int> pins_;
+  ExternalDecoder external_;
+};
+
+}  // namespace dzfs

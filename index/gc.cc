@@ -1,0 +1,111 @@
+// Garbage collection: see gc.h.
+#include "index/gc.h"
+
+#include <map>
+#include <vector>
+
+#include "index/log.h"
+
+namespace dzfs {
+
+static Status delete_unreferenced(Store& st, GcStats& out) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  std::vector<int64_t> ids;
+  {
+    Stmt s = st.index.db->prepare("SELECT id FROM chunks WHERE refcount = 0");
+    while (s.step())
+      if (!st.chunks.pinned(s.i64(0))) ids.push_back(s.i64(0));
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
+  for (int64_t id : ids) {
+    Stmt d = st.index.db->prepare("DELETE FROM chunks WHERE id = ? AND refcount = 0");
+    d.bind(1, id);
+    DZ_RETURN_IF_ERROR(d.run());
+    st.chunks.forget_cached(id);
+  }
+  out.chunks_deleted = ids.size();
+  return Status::Ok();
+}
+
+static Result<std::map<uint32_t, uint64_t>> live_bytes_per_pack(Store& st) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  std::map<uint32_t, uint64_t> live;
+  Stmt s = st.index.db->prepare("SELECT pack, SUM(stored_len) + COUNT(*) * ? FROM chunks GROUP BY pack");
+  s.bind(1, kRecordHeaderSize);
+  while (s.step()) live[uint32_t(s.i64(0))] = uint64_t(s.i64(1));
+  DZ_RETURN_IF_ERROR(s.done_status());
+  return live;
+}
+
+// Copies every live record of `pack` to the current pack. Returns false (and logs) if a record
+// could not be read: the pack then stays, since removing it would lose that chunk for good.
+static Result<bool> compact_pack(Store& st, uint32_t pack, GcStats& out) {
+  struct Row { int64_t id; uint64_t off; uint32_t len; };
+  std::vector<Row> rows;
+  {
+    std::lock_guard<std::mutex> g(st.index.mu);
+    Stmt s = st.index.db->prepare("SELECT id, off, stored_len FROM chunks WHERE pack = ?");
+    s.bind(1, pack);
+    while (s.step()) rows.push_back({s.i64(0), uint64_t(s.i64(1)), uint32_t(s.i64(2))});
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
+  bool all_moved = true;
+  for (const Row& r : rows) {
+    auto bytes = st.packs.read_raw({pack, r.off, r.len});
+    if (!bytes.ok()) {
+      log_error("gc: keeping pack " + std::to_string(pack) + ": chunk " + std::to_string(r.id) +
+                " is unreadable: " + bytes.status().message());
+      all_moved = false;
+      continue;
+    }
+    auto loc = st.packs.append_raw(*bytes);
+    if (!loc.ok()) return loc.status();
+    std::lock_guard<std::mutex> g(st.index.mu);
+    Stmt u = st.index.db->prepare("UPDATE chunks SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ?");
+    u.bind(1, loc->pack).bind(2, loc->off).bind(3, r.id).bind(4, pack).bind(5, r.off);
+    DZ_RETURN_IF_ERROR(u.run());
+    ++out.records_moved;
+  }
+  return all_moved;
+}
+
+Result<GcStats> collect_garbage(Store& st, const GcOptions& opts) {
+  GcStats out;
+  for (auto& [id, size] : st.packs.list()) out.pack_bytes_before += size;
+  DZ_RETURN_IF_ERROR(delete_unreferenced(st, out));
+  DZ_RETURN_IF_ERROR(st.commit());
+
+  auto live = live_bytes_per_pack(st);
+  if (!live.ok()) return live.status();
+  auto packs = st.packs.list();
+  std::vector<uint32_t> to_remove;
+  uint64_t done = 0;
+  for (auto& [pack, size] : packs) {
+    if (opts.progress) opts.progress(done++, packs.size());
+    if (pack == st.packs.current_pack()) continue;
+    uint64_t l = live->count(pack) ? live->at(pack) : 0;
+    if (l == 0) {
+      to_remove.push_back(pack);
+    } else if (double(l) < opts.compact_below_live * double(size)) {
+      auto moved = compact_pack(st, pack, out);
+      if (!moved.ok()) return moved.status();
+      if (*moved) {
+        to_remove.push_back(pack);
+        ++out.packs_compacted;
+      }
+    }
+  }
+  // The moves must be durable before any old pack disappears.
+  DZ_RETURN_IF_ERROR(st.commit());
+  for (uint32_t pack : to_remove) {
+    Status s = st.packs.remove(pack);
+    if (!s.ok()) log_warn("gc: " + s.message());
+    else ++out.packs_removed;
+  }
+  DZ_RETURN_IF_ERROR(st.packs.sync());
+  for (auto& [id, size] : st.packs.list()) out.pack_bytes_after += size;
+  if (opts.progress) opts.progress(packs.size(), packs.size());
+  return out;
+}
+
+}  // namespace dzfs

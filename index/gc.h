@@ -1,0 +1,29 @@
+// Garbage collection: chunks nobody references are deleted from the index, packs with no live
+// record are removed, and packs that are mostly garbage are compacted (live records copied to
+// the current pack, rows repointed, old pack removed after the commit that stops naming it).
+// Crash-safe at every step: a pack is removed only after a commit in which no row names it.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "index/store.h"
+
+namespace dzfs {
+
+struct GcStats {
+  uint64_t chunks_deleted = 0;
+  uint64_t packs_removed = 0;
+  uint64_t packs_compacted = 0;
+  uint64_t records_moved = 0;
+  uint64_t pack_bytes_before = 0;
+  uint64_t pack_bytes_after = 0;
+};
+
+struct GcOptions {
+  double compact_below_live = 0.75;  // compact a pack whose live bytes are below this share
+  std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+Result<GcStats> collect_garbage(Store& store, const GcOptions& opts = {});
+
+}  // namespace dzfs

@@ -1,0 +1,277 @@
+// Pack files: see pack_store.h.
+#include "index/pack_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace dzfs {
+
+namespace {
+constexpr char kPackMagic[8] = {'D', 'Z', 'P', 'A', 'C', 'K', '0', '1'};
+constexpr uint32_t kRecordMagic = 0x43525a44;  // "DZRC" little-endian
+constexpr uint8_t kRecordVersion = 1;
+
+void put32(char* p, uint32_t v) { for (int i = 0; i < 4; ++i) p[i] = char(v >> (8 * i)); }
+void put64(char* p, uint64_t v) { for (int i = 0; i < 8; ++i) p[i] = char(v >> (8 * i)); }
+uint32_t get32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= uint32_t(uint8_t(p[i])) << (8 * i);
+  return v;
+}
+uint64_t get64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= uint64_t(uint8_t(p[i])) << (8 * i);
+  return v;
+}
+
+Status pread_all(int fd, char* buf, size_t n, uint64_t off) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, buf + done, n - done, off + done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::Error(errno, std::string("pack read: ") + strerror(errno));
+    if (r == 0) return Status::Error(EIO, "pack record truncated");
+    done += size_t(r);
+  }
+  return Status::Ok();
+}
+
+Status pwrite_all(int fd, const char* buf, size_t n, uint64_t off) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pwrite(fd, buf + done, n - done, off + done);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return Status::Error(errno, std::string("pack write: ") + strerror(errno));
+    done += size_t(r);
+  }
+  return Status::Ok();
+}
+}  // namespace
+
+// Record header, 48 bytes, little-endian:
+//   0 magic u32 | 4 codec u8 | 5 version u8 | 6 reserved u16 | 8 raw_len u32 | 12 stored_len u32
+//  16 hash[16] | 32 payload XXH3-64 u64 | 40 reserved u32 | 44 XXH32 of bytes 0..43 u32
+std::string encode_record_header(const ChunkRecord& rec, uint32_t stored_len) {
+  std::string h(kRecordHeaderSize, '\0');
+  put32(&h[0], kRecordMagic);
+  h[4] = char(rec.codec);
+  h[5] = char(kRecordVersion);
+  put32(&h[8], rec.raw_len);
+  put32(&h[12], stored_len);
+  memcpy(&h[16], rec.hash, 16);
+  put64(&h[32], XXH3_64bits(rec.payload.data(), rec.payload.size()));
+  put32(&h[44], XXH32(h.data(), 44, 0));
+  return h;
+}
+
+PackFd::~PackFd() {
+  if (fd >= 0) ::close(fd);
+}
+
+PackStore::PackStore(std::string dir, bool readonly) : dir_(std::move(dir)), readonly_(readonly) {}
+
+PackStore::~PackStore() {
+  sync();
+  if (cur_fd_ >= 0) ::close(cur_fd_);
+}
+
+std::string PackStore::path_of(uint32_t pack) const {
+  char name[32];
+  snprintf(name, sizeof name, "/%08u.pack", pack);
+  return dir_ + name;
+}
+
+Status PackStore::open() {
+  DIR* d = opendir(dir_.c_str());
+  if (!d) return Status::Error(errno, "cannot open pack directory " + dir_ + ": " + strerror(errno));
+  while (dirent* e = readdir(d)) {
+    unsigned id = 0;
+    char tail[8] = {};
+    if (sscanf(e->d_name, "%8u.%5s", &id, tail) == 2 && strcmp(tail, "pack") == 0)
+      next_id_ = std::max<uint32_t>(next_id_, id + 1);
+  }
+  closedir(d);
+  return Status::Ok();
+}
+
+std::vector<std::pair<uint32_t, uint64_t>> PackStore::list() const {
+  std::vector<std::pair<uint32_t, uint64_t>> out;
+  DIR* d = opendir(dir_.c_str());
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    unsigned id = 0;
+    char tail[8] = {};
+    if (sscanf(e->d_name, "%8u.%5s", &id, tail) == 2 && strcmp(tail, "pack") == 0) {
+      struct stat st {};
+      if (::stat(path_of(id).c_str(), &st) == 0) out.emplace_back(id, uint64_t(st.st_size));
+    }
+  }
+  closedir(d);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+uint32_t PackStore::current_pack() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return cur_;
+}
+
+Result<std::shared_ptr<PackFd>> PackStore::fd_for(uint32_t pack) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = fds_.find(pack);
+  if (it != fds_.end()) return it->second;
+  int fd = ::open(path_of(pack).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::Error(EIO, "pack " + path_of(pack) + " is missing: " + strerror(errno));
+  auto p = std::make_shared<PackFd>();
+  p->fd = fd;
+  fds_[pack] = p;
+  return p;
+}
+
+Status PackStore::start_new_pack() {
+  if (cur_fd_ >= 0) unsynced_.push_back(cur_fd_);  // closed by the next sync
+  cur_ = next_id_++;
+  cur_fd_ = ::open(path_of(cur_).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (cur_fd_ < 0) {
+    cur_ = 0;
+    return Status::Error(errno, "cannot create pack file: " + std::string(strerror(errno)));
+  }
+  char hdr[kPackHeaderSize] = {};
+  memcpy(hdr, kPackMagic, 8);
+  put32(hdr + 8, 1);
+  put32(hdr + 12, cur_);
+  Status s = pwrite_all(cur_fd_, hdr, sizeof hdr, 0);
+  if (!s.ok()) {
+    ::close(cur_fd_);
+    ::unlink(path_of(cur_).c_str());
+    cur_fd_ = -1;
+    cur_ = 0;
+    return s;
+  }
+  cur_size_ = kPackHeaderSize;
+  dir_dirty_ = true;
+  return Status::Ok();
+}
+
+Status PackStore::check_space(size_t need) {
+  // statvfs every 1 MiB written, and on every append once space runs low.
+  bytes_since_space_check_ += need;
+  if (!space_low_ && bytes_since_space_check_ < (1u << 20)) return Status::Ok();
+  bytes_since_space_check_ = 0;
+  struct statvfs sv {};
+  if (fstatvfs(cur_fd_, &sv) != 0) return Status::Ok();
+  uint64_t avail = uint64_t(sv.f_bavail) * sv.f_frsize;
+  space_low_ = avail < reserve_ + (16u << 20);
+  if (avail < reserve_ + need) return Status::Error(ENOSPC, "backing store is full");
+  return Status::Ok();
+}
+
+Result<PackLocation> PackStore::write_record(const std::string& header, const std::string& payload,
+                                             uint32_t stored_len) {
+  if (readonly_) return Status::Error(EROFS, "store is read-only");
+  std::lock_guard<std::mutex> g(mu_);
+  if (cur_fd_ < 0 || cur_size_ >= kPackTargetSize) DZ_RETURN_IF_ERROR(start_new_pack());
+  DZ_RETURN_IF_ERROR(check_space(header.size() + payload.size()));
+  PackLocation loc{cur_, cur_size_, stored_len};
+  std::string buf = header + payload;
+  Status s = pwrite_all(cur_fd_, buf.data(), buf.size(), cur_size_);
+  if (!s.ok()) {
+    // A partial record may sit at the tail; nothing points at it and the next record
+    // overwrites it, so the pack stays well-formed.
+    if (ftruncate(cur_fd_, off_t(cur_size_)) != 0) { /* gc reclaims the tail anyway */ }
+    return s;
+  }
+  cur_size_ += buf.size();
+  return loc;
+}
+
+Result<PackLocation> PackStore::append(const ChunkRecord& rec) {
+  return write_record(encode_record_header(rec, uint32_t(rec.payload.size())), rec.payload,
+                      uint32_t(rec.payload.size()));
+}
+
+Result<PackLocation> PackStore::append_raw(const std::string& bytes) {
+  if (bytes.size() < kRecordHeaderSize) return Status::Error(EINVAL, "record too short");
+  return write_record(bytes.substr(0, kRecordHeaderSize), bytes.substr(kRecordHeaderSize),
+                      uint32_t(bytes.size() - kRecordHeaderSize));
+}
+
+Result<std::string> PackStore::read_raw(const PackLocation& loc) {
+  auto fd = fd_for(loc.pack);
+  if (!fd.ok()) return fd.status();
+  const std::string where = path_of(loc.pack) + " @" + std::to_string(loc.off);
+  struct stat st {};
+  if (fstat((*fd)->fd, &st) != 0) return Status::Error(EIO, "cannot stat " + where);
+  uint64_t end = loc.off + kRecordHeaderSize + uint64_t(loc.stored_len);
+  if (loc.off < kPackHeaderSize || end > uint64_t(st.st_size))
+    return Status::Error(EIO, "chunk record lies beyond the end of its pack (truncated?): " + where);
+  std::string buf(kRecordHeaderSize + loc.stored_len, '\0');
+  DZ_RETURN_IF_ERROR(pread_all((*fd)->fd, buf.data(), buf.size(), loc.off));
+  if (get32(&buf[0]) != kRecordMagic || XXH32(buf.data(), 44, 0) != get32(&buf[44]))
+    return Status::Error(EIO, "chunk record header is damaged: " + where);
+  if (get32(&buf[12]) != loc.stored_len)
+    return Status::Error(EIO, "chunk record length disagrees with the index: " + where);
+  if (XXH3_64bits(buf.data() + kRecordHeaderSize, loc.stored_len) != get64(&buf[32]))
+    return Status::Error(EIO, "chunk payload checksum mismatch: " + where);
+  return buf;
+}
+
+Result<ChunkRecord> PackStore::read(const PackLocation& loc) {
+  auto raw = read_raw(loc);
+  if (!raw.ok()) return raw.status();
+  const std::string& b = *raw;
+  ChunkRecord r;
+  r.codec = uint8_t(b[4]);
+  r.raw_len = get32(&b[8]);
+  memcpy(r.hash, &b[16], 16);
+  r.payload = b.substr(kRecordHeaderSize);
+  return r;
+}
+
+Status PackStore::sync() {
+  std::lock_guard<std::mutex> serial(sync_mu_);  // closes of rotated fds must not race a sync
+  std::vector<int> fds;
+  bool dir_dirty;
+  int cur;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    fds.swap(unsynced_);
+    dir_dirty = dir_dirty_;
+    dir_dirty_ = false;
+    cur = cur_fd_;
+  }
+  Status s;
+  for (int fd : fds) {
+    if (fdatasync(fd) != 0 && s.ok()) s = Status::Error(errno, std::string("pack fsync: ") + strerror(errno));
+    ::close(fd);
+  }
+  if (cur >= 0 && fdatasync(cur) != 0 && s.ok())
+    s = Status::Error(errno, std::string("pack fsync: ") + strerror(errno));
+  if (dir_dirty) {
+    int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+      fsync(dfd);
+      ::close(dfd);
+    }
+  }
+  return s;
+}
+
+Status PackStore::remove(uint32_t pack) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (pack == cur_) return Status::Error(EBUSY, "cannot remove the pack being written");
+  fds_.erase(pack);  // readers holding the shared fd keep it open until they finish
+  if (::unlink(path_of(pack).c_str()) != 0 && errno != ENOENT)
+    return Status::Error(errno, "cannot remove " + path_of(pack));
+  dir_dirty_ = true;
+  return Status::Ok();
+}
+
+}  // namespace dzfs

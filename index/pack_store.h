@@ -1,0 +1,90 @@
+// Append-only pack files holding chunk records (format in docs/ARCHITECTURE.md, "Pack format v1").
+//
+// Invariants:
+//  - A pack is only ever appended to by the mount session that created it; earlier packs are
+//    immutable until gc deletes them whole.
+//  - sync() makes every record appended so far durable; the index commits a row pointing at a
+//    record only after sync() (Store::commit enforces the order).
+//  - Every read checks the record header (magic, header checksum, lengths, file bounds) before
+//    trusting any field; the payload is verified against its checksum too.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "index/status.h"
+
+namespace dzfs {
+
+constexpr uint32_t kPackHeaderSize = 16;
+constexpr uint32_t kRecordHeaderSize = 48;
+constexpr uint64_t kPackTargetSize = 64ull << 20;
+
+struct PackLocation {
+  uint32_t pack = 0;
+  uint64_t off = 0;       // offset of the record header in the pack file
+  uint32_t stored_len = 0;  // payload bytes
+};
+
+struct ChunkRecord {
+  uint8_t codec = 0;
+  uint32_t raw_len = 0;
+  uint8_t hash[16] = {};  // XXH3-128 of the raw bytes, big-endian high64 then low64
+  std::string payload;
+};
+
+// An open file descriptor shared by readers, so gc can drop a pack while a read is in flight.
+struct PackFd {
+  int fd = -1;
+  ~PackFd();
+};
+
+class PackStore {
+ public:
+  PackStore(std::string dir, bool readonly);
+  ~PackStore();
+  Status open();
+
+  Result<PackLocation> append(const ChunkRecord& rec);
+  // Appends an already-encoded record (header + payload) as read by read_raw; for gc compaction.
+  Result<PackLocation> append_raw(const std::string& record_bytes);
+  Result<ChunkRecord> read(const PackLocation& loc);
+  Result<std::string> read_raw(const PackLocation& loc);  // header + payload, header verified
+  Status sync();
+  Status remove(uint32_t pack);
+
+  std::vector<std::pair<uint32_t, uint64_t>> list() const;  // (pack id, file size)
+  uint32_t current_pack() const;                           // 0 if none written this session
+  std::string path_of(uint32_t pack) const;
+  // Free-space floor: appends fail with ENOSPC below it so the index can still commit.
+  void set_reserve_bytes(uint64_t b) { reserve_ = b; }
+
+ private:
+  Result<std::shared_ptr<PackFd>> fd_for(uint32_t pack);
+  Status start_new_pack();
+  Status check_space(size_t need);
+  Result<PackLocation> write_record(const std::string& header, const std::string& payload,
+                                    uint32_t stored_len);
+
+  std::string dir_;
+  bool readonly_;
+  mutable std::mutex mu_;
+  std::map<uint32_t, std::shared_ptr<PackFd>> fds_;
+  uint32_t next_id_ = 1;
+  uint32_t cur_ = 0;  // pack being appended to
+  int cur_fd_ = -1;
+  uint64_t cur_size_ = 0;
+  std::vector<int> unsynced_;  // fds written since last sync (dup'ed, closed after sync)
+  bool dir_dirty_ = false;
+  uint64_t reserve_ = 0;
+  uint64_t bytes_since_space_check_ = 0;
+  bool space_low_ = true;  // check on the first append
+  std::mutex sync_mu_;
+};
+
+std::string encode_record_header(const ChunkRecord& rec, uint32_t stored_len);
+
+}  // namespace dzfs

@@ -1,0 +1,77 @@
+// Index schema v1. Invariants kept by the code that writes these tables:
+//  - chunks.refcount = number of extents rows naming the chunk (fsck recomputes and compares).
+//  - inodes.data_bytes = sum of the inode's extents' len (st_blocks is derived from it).
+//  - inodes.nlink = number of dirents rows naming the inode (+ subdirectories' ".." for dirs).
+//  - extents of one inode never overlap; each lies inside its chunk: chunk_off + len <= raw_len.
+//  - every chunks row points at a pack record that was fsynced before the row was committed.
+#include "index/schema.h"
+
+#include <ctime>
+#include <string>
+
+namespace dzfs {
+
+static const char* kSchemaSql = R"SQL(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE inodes(
+  ino INTEGER PRIMARY KEY AUTOINCREMENT,
+  mode INTEGER NOT NULL, uid INTEGER NOT NULL, gid INTEGER NOT NULL,
+  nlink INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, rdev INTEGER NOT NULL DEFAULT 0,
+  data_bytes INTEGER NOT NULL DEFAULT 0,
+  atime_ns INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+  target BLOB);
+CREATE TABLE dirents(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  parent INTEGER NOT NULL, name BLOB NOT NULL, ino INTEGER NOT NULL,
+  UNIQUE(parent, name));
+CREATE INDEX dirents_by_parent ON dirents(parent, id);
+CREATE INDEX dirents_by_ino ON dirents(ino);
+CREATE TABLE xattrs(ino INTEGER NOT NULL, name BLOB NOT NULL, value BLOB NOT NULL,
+  PRIMARY KEY(ino, name)) WITHOUT ROWID;
+CREATE TABLE extents(ino INTEGER NOT NULL, off INTEGER NOT NULL, len INTEGER NOT NULL,
+  chunk INTEGER NOT NULL, chunk_off INTEGER NOT NULL, PRIMARY KEY(ino, off)) WITHOUT ROWID;
+CREATE INDEX extents_by_chunk ON extents(chunk);
+CREATE TABLE chunks(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  hash BLOB NOT NULL UNIQUE, raw_len INTEGER NOT NULL, refcount INTEGER NOT NULL,
+  pack INTEGER NOT NULL, off INTEGER NOT NULL, stored_len INTEGER NOT NULL,
+  codec INTEGER NOT NULL, model TEXT, created INTEGER NOT NULL);
+CREATE INDEX chunks_by_pack ON chunks(pack);
+CREATE INDEX chunks_garbage ON chunks(refcount) WHERE refcount = 0;
+)SQL";
+
+Status create_schema(SqliteDb& db, uint32_t root_mode, uint32_t uid, uint32_t gid) {
+  DZ_RETURN_IF_ERROR(db.exec("BEGIN"));
+  DZ_RETURN_IF_ERROR(db.exec(kSchemaSql));
+  {
+    Stmt s = db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)");
+    s.bind_text(1, std::to_string(kIndexSchemaVersion));
+    DZ_RETURN_IF_ERROR(s.run());
+  }
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t now = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  Stmt s = db.prepare(
+      "INSERT INTO inodes(ino, mode, uid, gid, nlink, size, atime_ns, mtime_ns, ctime_ns) "
+      "VALUES (?, ?, ?, ?, 2, 0, ?, ?, ?)");
+  s.bind(1, kRootIno).bind(2, root_mode).bind(3, uid).bind(4, gid).bind(5, now).bind(6, now).bind(7, now);
+  DZ_RETURN_IF_ERROR(s.run());
+  return db.exec("COMMIT");
+}
+
+Status check_schema(SqliteDb& db) {
+  Stmt s = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+  if (!s.step()) {
+    Status e = s.done_status();
+    return Status::Error(EIO, e.ok() ? "index has no schema version (not a dzfs index?)" : e.message());
+  }
+  int v = std::stoi(s.blob(0).empty() ? "0" : s.blob(0));
+  if (v > kIndexSchemaVersion)
+    return Status::Error(EPROTO, "index schema version " + std::to_string(v) +
+                                     " is newer than this dzfs supports (" +
+                                     std::to_string(kIndexSchemaVersion) + "); upgrade dzfs");
+  if (v < 1) return Status::Error(EIO, "index schema version is invalid");
+  return Status::Ok();
+}
+
+}  // namespace dzfs

@@ -1,0 +1,29 @@
+// Volume statistics for `dzfs stats`: what was written, what is unique, what it costs on disk.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "index/store.h"
+
+namespace dzfs {
+
+struct VolumeStats {
+  uint64_t logical_bytes = 0;       // sum of regular files' sizes
+  uint64_t referenced_bytes = 0;    // bytes of file data held in chunks (holes excluded)
+  uint64_t unique_chunk_bytes = 0;  // raw bytes of referenced chunks, each counted once
+  uint64_t stored_bytes = 0;        // pack bytes of referenced chunks' records
+  uint64_t pack_bytes = 0;          // size of all pack files
+  uint64_t index_bytes = 0;         // index.db + WAL
+  uint64_t chunks = 0, garbage_chunks = 0;
+  uint64_t files = 0, dirs = 0, symlinks = 0, others = 0;
+  std::map<std::string, uint64_t> stored_by_codec, raw_by_codec, chunks_by_codec;
+  double dedup_ratio() const { return unique_chunk_bytes ? double(referenced_bytes) / unique_chunk_bytes : 1.0; }
+  double compression_ratio() const { return stored_bytes ? double(unique_chunk_bytes) / stored_bytes : 1.0; }
+};
+
+Result<VolumeStats> compute_stats(Store& store);
+std::string stats_text(const VolumeStats& s);
+std::string stats_json(const VolumeStats& s);
+
+}  // namespace dzfs

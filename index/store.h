@@ -1,0 +1,46 @@
+// A dzfs volume on disk (STORE/): config, index, packs, models; opened for a mount or a tool.
+//
+// Durability invariant, kept by commit(): pack data is fsynced before the index transaction
+// that points at it commits. Commits are batched: the index always has a write transaction open.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "index/chunk_store.h"
+#include "index/index_db.h"
+#include "index/pack_store.h"
+#include "index/store_config.h"
+
+namespace dzfs {
+
+struct StoreOptions {
+  bool readonly = false;   // tools that only read (stats) and may run beside a mount
+  size_t cache_bytes = 256u << 20;
+};
+
+class Store {
+ public:
+  static Status mkfs(const std::string& dir, StoreConfig cfg);
+  static Result<std::unique_ptr<Store>> open(const std::string& dir, const StoreOptions& opts);
+  ~Store();
+
+  Status commit();  // durable point: packs synced, index committed, next batch begun
+  // The pid of the process holding the store's lock, or 0 if nobody holds it.
+  static int lock_holder(const std::string& dir);
+  void note_pid();  // records this process as the lock holder (after daemonizing)
+
+  const std::string dir;
+  const bool readonly;
+  StoreConfig cfg;
+  IndexDb index;
+  PackStore packs;
+  ChunkStore chunks;
+
+ private:
+  Store(std::string dir, const StoreConfig& cfg, const StoreOptions& opts);
+  int lock_fd_ = -1;
+  std::mutex commit_mu_;
+};
+
+}  // namespace dzfs

@@ -1,0 +1,29 @@
+// The volume's config file (STORE/dzfs.conf): format version and the parameters fixed at mkfs.
+// Text, `key = value` per line, so that a person can read what a volume is.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "index/status.h"
+
+namespace dzfs {
+
+constexpr int kFormatVersion = 1;
+
+struct StoreConfig {
+  int format_version = kFormatVersion;
+  uint32_t chunk_min = 16 * 1024;
+  uint32_t chunk_avg = 64 * 1024;
+  uint32_t chunk_max = 256 * 1024;
+  int zstd_level = 3;
+  bool verify_dedup = false;  // byte-compare a dedup hit against the stored chunk
+  std::string uuid;
+
+  Status validate() const;
+  std::string to_text() const;
+  static Result<StoreConfig> parse(const std::string& text);
+  static Result<StoreConfig> load(const std::string& store_dir);
+  Status save(const std::string& store_dir) const;
+};
+
+}  // namespace dzfs
