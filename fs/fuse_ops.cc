@@ -52,7 +52,12 @@ void op_destroy(void* userdata) {
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   struct stat st {};
   Status s = vol(req).lookup(parent, name, st);
-  if (!s.ok()) return reply_err(req, s);
+  if (s.code() == ENOENT) {  // a negative entry: names are only created through this kernel
+    fuse_entry_param e{};
+    e.entry_timeout = ctx(req).timeout;
+    fuse_reply_entry(req, &e);
+    return;
+  }
   reply_entry(req, s, st);
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstring>
 #include <ctime>
+#include <memory>
 
 #include "index/log.h"
 
@@ -63,7 +64,9 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
   rec.raw_len = uint32_t(n);
   memcpy(rec.hash, h.b, 16);
   rec.payload.resize(ZSTD_compressBound(n));
-  size_t z = ZSTD_compress(rec.payload.data(), rec.payload.size(), data, n, cfg_.zstd_level);
+  // One context per thread: creating a context per chunk costs more than compressing a small one.
+  thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  size_t z = ZSTD_compressCCtx(cctx.get(), rec.payload.data(), rec.payload.size(), data, n, cfg_.zstd_level);
   if (!ZSTD_isError(z) && z + n / 64 + 16 < n) {  // worth it: saves more than ~1.5%
     rec.codec = kCodecZstd;
     rec.payload.resize(z);
@@ -117,7 +120,8 @@ Result<std::string> ChunkStore::decode(const ChunkRecord& rec) {
       return rec.payload;
     case kCodecZstd: {
       std::string out(rec.raw_len, '\0');
-      size_t r = ZSTD_decompress(out.data(), out.size(), rec.payload.data(), rec.payload.size());
+      thread_local std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+      size_t r = ZSTD_decompressDCtx(dctx.get(), out.data(), out.size(), rec.payload.data(), rec.payload.size());
       if (ZSTD_isError(r)) return Status::Error(EIO, std::string("zstd: ") + ZSTD_getErrorName(r));
       if (r != rec.raw_len) return Status::Error(EIO, "zstd frame decodes to the wrong length");
       return out;
