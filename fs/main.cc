@@ -34,7 +34,7 @@ const std::map<std::string, std::string> kHelp = {
               "dzfs STORE MOUNTPOINT [-o opt,...]      (the form mount.fuse3 and fstab use)\n"
               "  Mount a volume. -f stays in the foreground, -d also prints FUSE debug output.\n"
               "  Options: allow_other, ro, commit_secs=N (5), cache_mb=N (256), dirty_mb=N (64),\n"
-              "  threads=N (16), writeback=0|1 (1), and the usual kernel mount flags."},
+              "  threads=N (16), gc_secs=N (300, 0 = off), writeback=0|1 (1), and the usual kernel mount flags."},
     {"umount", "dzfs umount MOUNTPOINT\n  Commit everything, unmount, and wait until the volume is closed."},
     {"stats", "dzfs stats STORE|MOUNTPOINT [--json]\n  Logical, unique and stored bytes, ratios, bytes per codec."},
     {"gc", "dzfs gc STORE\n  Delete unreferenced chunks and compact pack files. The volume must not be mounted."},

@@ -9,10 +9,12 @@
 
 #include <cstring>
 #include <memory>
+#include <set>
 
-#include "daemon/committer.h"
+#include "daemon/periodic_task.h"
 #include "fs/fuse_ops.h"
 #include "fs/mountinfo.h"
+#include "index/gc.h"
 #include "index/log.h"
 #include "index/store.h"
 
@@ -99,7 +101,20 @@ static int serve(const MountOptions& o, int report_fd) {
   }
   int rc;
   {
-    Committer committer([&] { return (*store)->commit(); }, o.commit_secs);
+    PeriodicTask committer("periodic commit", [&] { return (*store)->commit(); }, o.commit_secs);
+    std::set<int64_t> garbage_seen;  // two-phase deletion: see GcOptions::previous_garbage
+    std::unique_ptr<PeriodicTask> gc;
+    if (o.gc_secs > 0)
+      gc = std::make_unique<PeriodicTask>("background gc", [&]() -> Status {
+        GcOptions go;
+        go.previous_garbage = &garbage_seen;
+        go.compact_below_live = 0.5;
+        auto r = collect_garbage(**store, go);
+        if (r.ok() && (r->chunks_deleted || r->packs_removed))
+          log_info("background gc: deleted " + std::to_string(r->chunks_deleted) + " chunks, removed " +
+                   std::to_string(r->packs_removed) + " packs");
+        return r.status();
+      }, o.gc_secs);
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(cfg, unsigned(o.threads));
     fuse_loop_cfg_set_idle_threads(cfg, 4);

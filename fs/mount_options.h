@@ -15,6 +15,7 @@ struct MountOptions {
   size_t dirty_mb = 64;     // per-file write buffer before forced chunking
   bool writeback = true;    // kernel writeback cache
   int threads = 16;         // FUSE worker threads at most
+  int gc_secs = 300;        // background gc pass interval; 0 turns it off
   std::vector<std::string> fuse_opts;  // passed on to libfuse / the kernel mount
 };
 

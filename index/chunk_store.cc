@@ -74,10 +74,17 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
     rec.codec = kCodecRaw;
     rec.payload.assign(reinterpret_cast<const char*>(data), n);
   }
+  ++in_flight_;
   auto loc = packs_.append(rec);
-  if (!loc.ok()) return loc.status();
-
+  if (!loc.ok()) {
+    --in_flight_;
+    return loc.status();
+  }
   std::lock_guard<std::mutex> g(index_.mu);
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { --n; }  // after the insert, still under IndexDb::mu
+  } done{in_flight_};
   Stmt ins = index_.db->prepare(
       "INSERT INTO chunks(hash, raw_len, refcount, pack, off, stored_len, codec, created) "
       "VALUES (?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING");
@@ -134,7 +141,30 @@ Result<std::string> ChunkStore::decode(const ChunkRecord& rec) {
 
 Result<ChunkBytes> ChunkStore::get(int64_t id) {
   if (ChunkBytes c = cache_.get(id)) return c;
-  PackLocation loc;
+  // gc may move the chunk to another pack between our index lookup and the read: if the read
+  // fails and the index now names another place, read again from there.
+  PackLocation tried;
+  for (int attempt = 0;; ++attempt) {
+    auto r = get_once(id, tried);
+    if (r.ok()) return r;
+    PackLocation now;
+    if (attempt == 1 || !locate(id, now).ok() || (now.pack == tried.pack && now.off == tried.off)) {
+      log_error(r.status().message());
+      return r;
+    }
+  }
+}
+
+Status ChunkStore::locate(int64_t id, PackLocation& loc) {
+  std::lock_guard<std::mutex> g(index_.mu);
+  Stmt s = index_.db->prepare("SELECT pack, off, stored_len FROM chunks WHERE id = ?");
+  s.bind(1, id);
+  if (!s.step()) return Status::Error(EIO, "chunk " + std::to_string(id) + " is missing from the index");
+  loc = {uint32_t(s.i64(0)), uint64_t(s.i64(1)), uint32_t(s.i64(2))};
+  return Status::Ok();
+}
+
+Result<ChunkBytes> ChunkStore::get_once(int64_t id, PackLocation& loc) {
   std::string want_hash;
   uint32_t raw_len = 0;
   {
@@ -153,7 +183,6 @@ Result<ChunkBytes> ChunkStore::get(int64_t id) {
   auto fail = [&](const std::string& why) {
     std::string msg = "chunk " + std::to_string(id) + " (pack " + std::to_string(loc.pack) + " @" +
                       std::to_string(loc.off) + "): " + why;
-    log_error(msg);
     return Status::Error(EIO, msg);
   };
   auto rec = packs_.read(loc);

@@ -7,6 +7,7 @@
 // that found the chunk, and gc tests pins under IndexDb::mu before deleting, so no chunk is
 // deleted between being found and being pinned. pins_mu_ nests inside IndexDb::mu.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -38,6 +39,9 @@ class ChunkStore {
   void unpin(int64_t id);
   bool pinned(int64_t id) const;
   void forget_cached(int64_t id) { cache_.erase(id); }
+  // Records appended to a pack whose index row is not inserted yet. gc reads it under
+  // IndexDb::mu and removes no pack while it is non-zero: such a record looks like garbage.
+  int appends_in_flight() const { return in_flight_.load(); }
 
   // Decoder for codecs this layer does not implement itself (the neural tier).
   using ExternalDecoder = std::function<Result<std::string>(const ChunkRecord&)>;
@@ -45,6 +49,8 @@ class ChunkStore {
 
  private:
   Result<std::string> decode(const ChunkRecord& rec);
+  Result<ChunkBytes> get_once(int64_t id, PackLocation& loc);
+  Status locate(int64_t id, PackLocation& loc);
   void pin(int64_t id);
 
   IndexDb& index_;
@@ -54,6 +60,7 @@ class ChunkStore {
   mutable std::mutex pins_mu_;
   std::unordered_map<int64_t, int> pins_;
   ExternalDecoder external_;
+  std::atomic<int> in_flight_{0};
 };
 
 }  // namespace dzfs

@@ -8,14 +8,23 @@
 
 namespace dzfs {
 
-static Status delete_unreferenced(Store& st, GcStats& out) {
+static Status delete_unreferenced(Store& st, std::set<int64_t>* previous, GcStats& out) {
   std::lock_guard<std::mutex> g(st.index.mu);
   std::vector<int64_t> ids;
+  std::set<int64_t> now;
   {
     Stmt s = st.index.db->prepare("SELECT id FROM chunks WHERE refcount = 0");
-    while (s.step())
-      if (!st.chunks.pinned(s.i64(0))) ids.push_back(s.i64(0));
+    while (s.step()) {
+      int64_t id = s.i64(0);
+      if (st.chunks.pinned(id)) continue;
+      now.insert(id);
+      if (!previous || previous->count(id)) ids.push_back(id);
+    }
     DZ_RETURN_IF_ERROR(s.done_status());
+  }
+  if (previous) {
+    for (int64_t id : ids) now.erase(id);
+    *previous = std::move(now);
   }
   for (int64_t id : ids) {
     Stmt d = st.index.db->prepare("DELETE FROM chunks WHERE id = ? AND refcount = 0");
@@ -27,8 +36,10 @@ static Status delete_unreferenced(Store& st, GcStats& out) {
   return Status::Ok();
 }
 
+// Live bytes per pack; fails with EAGAIN while a record is between its append and its index row.
 static Result<std::map<uint32_t, uint64_t>> live_bytes_per_pack(Store& st) {
   std::lock_guard<std::mutex> g(st.index.mu);
+  if (st.chunks.appends_in_flight() > 0) return Status::Error(EAGAIN, "chunk writes in flight");
   std::map<uint32_t, uint64_t> live;
   Stmt s = st.index.db->prepare("SELECT pack, SUM(stored_len) + COUNT(*) * ? FROM chunks GROUP BY pack");
   s.bind(1, kRecordHeaderSize);
@@ -72,10 +83,11 @@ static Result<bool> compact_pack(Store& st, uint32_t pack, GcStats& out) {
 Result<GcStats> collect_garbage(Store& st, const GcOptions& opts) {
   GcStats out;
   for (auto& [id, size] : st.packs.list()) out.pack_bytes_before += size;
-  DZ_RETURN_IF_ERROR(delete_unreferenced(st, out));
+  DZ_RETURN_IF_ERROR(delete_unreferenced(st, opts.previous_garbage, out));
   DZ_RETURN_IF_ERROR(st.commit());
 
   auto live = live_bytes_per_pack(st);
+  if (!live.ok() && live.status().code() == EAGAIN) return out;  // busy: the next pass does it
   if (!live.ok()) return live.status();
   auto packs = st.packs.list();
   std::vector<uint32_t> to_remove;

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <set>
 
 #include "index/store.h"
 
@@ -21,6 +22,10 @@ struct GcStats {
 
 struct GcOptions {
   double compact_below_live = 0.75;  // compact a pack whose live bytes are below this share
+  // Background passes in a mounted volume: a chunk is deleted only if it was already garbage at
+  // the previous pass (the set is kept here between passes), so a reader that looked up a chunk
+  // just before its last reference went away still finds it.
+  std::set<int64_t>* previous_garbage = nullptr;
   std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
