@@ -125,6 +125,7 @@ static int serve(const MountOptions& o, int report_fd) {
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   s = volume.flush_all();
+  if (s.ok()) s = volume.recover();  // files unlinked while open: the kernel holds none now
   if (s.ok()) s = (*store)->commit();
   if (!s.ok()) log_error("final commit failed: " + s.message());
   log_info("unmounted " + o.mountpoint);
