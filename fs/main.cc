@@ -13,10 +13,12 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/recompressor.h"
 #include "fs/mount.h"
 #include "fs/mountinfo.h"
 #include "index/fsck.h"
 #include "index/gc.h"
+#include "index/model_registry.h"
 #include "index/stats.h"
 #include "index/store.h"
 
@@ -34,10 +36,15 @@ const std::map<std::string, std::string> kHelp = {
               "dzfs STORE MOUNTPOINT [-o opt,...]      (the form mount.fuse3 and fstab use)\n"
               "  Mount a volume. -f stays in the foreground, -d also prints FUSE debug output.\n"
               "  Options: allow_other, ro, commit_secs=N (5), cache_mb=N (256), dirty_mb=N (64),\n"
-              "  threads=N (16), gc_secs=N (300, 0 = off), writeback=0|1 (1), and the usual kernel mount flags."},
+              "  threads=N (16), gc_secs=N (300, 0 = off), workers=N (CPUs-1), settle_secs=N (10),\n"
+              "  codec=auto|zstd (auto), writeback=0|1 (1), and the usual kernel mount flags."},
     {"umount", "dzfs umount MOUNTPOINT\n  Commit everything, unmount, and wait until the volume is closed."},
     {"stats", "dzfs stats STORE|MOUNTPOINT [--json]\n  Logical, unique and stored bytes, ratios, bytes per codec."},
     {"gc", "dzfs gc STORE\n  Delete unreferenced chunks and compact pack files. The volume must not be mounted."},
+    {"compress", "dzfs compress STORE|MOUNTPOINT [--wait]\n"
+                 "  Recompress the zstd-tier backlog with the volume's current model. On an unmounted STORE it\n"
+                 "  runs here; on a mount the background workers do it, and --wait waits until they are done."},
+    {"models", "dzfs models STORE|MOUNTPOINT\n  List the volume's model versions and what each compresses."},
     {"fsck", "dzfs fsck STORE [--no-data]\n  Check the index invariants and verify every chunk's bytes.\n"
              "  Exit 0 when clean, 4 when problems were found."},
 };
@@ -170,6 +177,76 @@ int cmd_gc(const std::vector<std::string>& a) {
   return 0;
 }
 
+void progress_line(const char* what, uint64_t done, uint64_t total) {
+  static bool tty = isatty(2);
+  if (tty) fprintf(stderr, "\r%s: %llu/%llu (%.0f%%)   ", what, (unsigned long long)done, (unsigned long long)total,
+                   total ? 100.0 * double(done) / double(total) : 100.0);
+  else if (done == total || done % 1000 == 0)
+    fprintf(stderr, "%s: %llu/%llu\n", what, (unsigned long long)done, (unsigned long long)total);
+  if (tty && done == total) fputc('\n', stderr);
+}
+
+int cmd_compress(const std::vector<std::string>& a) {
+  bool wait = false;
+  std::string target;
+  for (auto& x : a) {
+    if (x == "--wait") wait = true;
+    else if (target.empty()) target = x;
+    else return usage_error(kHelp.at("compress"));
+  }
+  if (target.empty()) return usage_error(kHelp.at("compress"));
+  auto dir = resolve_store(target);
+  if (!dir.ok()) return failed(dir.status());
+  if (Store::lock_holder(*dir) == 0) {  // not mounted: do the work here
+    auto st = open_exclusive(*dir);
+    if (!st.ok()) return failed(st.status());
+    RecompressOptions ro;
+    ro.settle_secs = 0;
+    Recompressor r(**st, ro);
+    Status s = r.drain([](uint64_t d, uint64_t t) { progress_line("compress", d, t); });
+    if (!s.ok()) return failed(s);
+    auto& c = r.counters();
+    printf("compress: %llu chunks tried, %llu recompressed (%llu -> %llu bytes), %llu kept\n",
+           (unsigned long long)c.tried, (unsigned long long)c.recompressed, (unsigned long long)c.bytes_before.load(),
+           (unsigned long long)c.bytes_after.load(), (unsigned long long)c.kept);
+    return 0;
+  }
+  uint64_t first = 0;
+  for (;;) {
+    StoreOptions so;
+    so.readonly = true;
+    auto st = Store::open(*dir, so);
+    if (!st.ok()) return failed(st.status());
+    auto b = recompress_backlog(**st);
+    if (!b.ok()) return failed(b.status());
+    first = std::max(first, b->chunks);
+    if (!wait) return printf("backlog: %llu chunks (%llu bytes)\n", (unsigned long long)b->chunks,
+                             (unsigned long long)b->raw_bytes), 0;
+    progress_line("compress (mount workers)", first - b->chunks, first);
+    if (b->chunks == 0) return 0;
+    st->reset();
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+int cmd_models(const std::vector<std::string>& a) {
+  if (a.size() != 1) return usage_error(kHelp.at("models"));
+  auto dir = resolve_store(a[0]);
+  if (!dir.ok()) return failed(dir.status());
+  StoreOptions so;
+  so.readonly = true;
+  auto st = Store::open(*dir, so);
+  if (!st.ok()) return failed(st.status());
+  auto list = (*st)->models->list();
+  if (!list.ok()) return failed(list.status());
+  printf("%-32s %-7s %10s %8s %12s %12s  %s\n", "model id", "current", "size", "chunks", "raw bytes", "stored",
+         "summary");
+  for (auto& m : *list)
+    printf("%-32s %-7s %10lld %8lld %12lld %12lld  %s\n", m.id.c_str(), m.current ? "yes" : "", (long long)m.size,
+           (long long)m.chunks, (long long)m.raw_bytes, (long long)m.stored_bytes, m.summary.c_str());
+  return 0;
+}
+
 int cmd_fsck(const std::vector<std::string>& a) {
   FsckOptions fo;
   std::string dir;
@@ -206,6 +283,8 @@ int main(int argc, char** argv) {
   if (cmd == "stats") return cmd_stats(rest);
   if (cmd == "gc") return cmd_gc(rest);
   if (cmd == "fsck") return cmd_fsck(rest);
+  if (cmd == "compress") return cmd_compress(rest);
+  if (cmd == "models") return cmd_models(rest);
   // mount.fuse3 calls `dzfs STORE MOUNTPOINT -o ...`.
   if (cmd[0] != '-' && args.size() >= 2) return cmd_mount(args);
   return usage_error("unknown command '" + cmd + "' (try dzfs help)");

@@ -10,8 +10,10 @@
 #include <cstring>
 #include <memory>
 #include <set>
+#include <thread>
 
 #include "daemon/periodic_task.h"
+#include "daemon/recompressor.h"
 #include "fs/fuse_ops.h"
 #include "fs/mountinfo.h"
 #include "index/gc.h"
@@ -102,6 +104,16 @@ static int serve(const MountOptions& o, int report_fd) {
   int rc;
   {
     PeriodicTask committer("periodic commit", [&] { return (*store)->commit(); }, o.commit_secs);
+    std::unique_ptr<Recompressor> recompressor;
+    int workers = o.workers >= 0 ? o.workers : std::max(1, int(std::thread::hardware_concurrency()) - 1);
+    if (o.neural && workers > 0) {
+      RecompressOptions ro;
+      ro.threads = workers;
+      ro.settle_secs = o.settle_secs;
+      ro.last_foreground_write_ns = [&volume] { return volume.last_write_ns(); };
+      recompressor = std::make_unique<Recompressor>(**store, ro);
+      recompressor->start();
+    }
     std::set<int64_t> garbage_seen;  // two-phase deletion: see GcOptions::previous_garbage
     std::unique_ptr<PeriodicTask> gc;
     if (o.gc_secs > 0)

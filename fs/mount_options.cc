@@ -38,6 +38,13 @@ Status parse_mount_option_list(const std::string& list, MountOptions& o) {
     else if (key == "cache_mb") { DZ_RETURN_IF_ERROR(need(1, 1 << 20)); o.cache_mb = size_t(n); }
     else if (key == "dirty_mb") { DZ_RETURN_IF_ERROR(need(4, 1 << 16)); o.dirty_mb = size_t(n); }
     else if (key == "gc_secs") { DZ_RETURN_IF_ERROR(need(0, 86400)); o.gc_secs = int(n); }
+    else if (key == "workers") { DZ_RETURN_IF_ERROR(need(0, 256)); o.workers = int(n); }
+    else if (key == "settle_secs") { DZ_RETURN_IF_ERROR(need(0, 86400)); o.settle_secs = int(n); }
+    else if (key == "codec") {
+      if (val == "auto" || val == "neural") o.neural = true;
+      else if (val == "zstd") o.neural = false;
+      else return Status::Error(EINVAL, "mount option codec must be auto, neural or zstd (got '" + val + "')");
+    }
     else if (key == "threads") { DZ_RETURN_IF_ERROR(need(1, 256)); o.threads = int(n); }
     else if (key == "writeback") { DZ_RETURN_IF_ERROR(need(0, 1)); o.writeback = n != 0; }
     else if (key == "max_read") { DZ_RETURN_IF_ERROR(need(4096, 1 << 20)); o.fuse_opts.push_back(opt); }

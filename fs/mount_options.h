@@ -16,6 +16,9 @@ struct MountOptions {
   bool writeback = true;    // kernel writeback cache
   int threads = 16;         // FUSE worker threads at most
   int gc_secs = 300;        // background gc pass interval; 0 turns it off
+  int workers = -1;         // recompression threads; -1 = one less than the CPUs (at least 1)
+  int settle_secs = 10;     // age of a chunk before it is recompressed
+  bool neural = true;       // codec=auto (zstd now, neural in the background) or codec=zstd
   std::vector<std::string> fuse_opts;  // passed on to libfuse / the kernel mount
 };
 

@@ -546,6 +546,7 @@ Status Volume::read(uint64_t ino, uint64_t off, size_t n, std::string& out) {
 }
 
 Status Volume::write(uint64_t ino, uint64_t off, const char* data, size_t n) {
+  last_write_ns_.store(now_ns(), std::memory_order_relaxed);
   std::shared_ptr<FileState> st;
   DZ_RETURN_IF_ERROR(get_state_loaded(ino, st));
   {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -77,6 +78,7 @@ class Volume {
   Status removexattr(uint64_t ino, std::string_view name);
 
   Status commit() { return store_.commit(); }
+  int64_t last_write_ns() const { return last_write_ns_.load(std::memory_order_relaxed); }
   Status flush_all();  // materialize and apply every file being written (unmount, commit timer)
   Store& store() { return store_; }
 
@@ -102,6 +104,7 @@ class Volume {
   Store& store_;
   VolumeOptions opts_;
   Chunker chunker_;
+  std::atomic<int64_t> last_write_ns_{0};  // background work pauses while ingest is busy
   std::mutex table_mu_;
   std::unordered_map<uint64_t, InodeRef> table_;
 };

@@ -105,6 +105,42 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
   return id;
 }
 
+Result<bool> ChunkStore::recode(int64_t id, const PackLocation& expected, uint8_t codec, std::string payload,
+                               const std::string& model_id) {
+  ChunkRecord rec;
+  {
+    std::lock_guard<std::mutex> g(index_.mu);
+    Stmt s = index_.db->prepare("SELECT hash, raw_len FROM chunks WHERE id = ?");
+    s.bind(1, id);
+    if (!s.step()) return false;  // deleted meanwhile
+    std::string h = s.blob(0);
+    if (h.size() != 16) return Status::Error(EIO, "chunk " + std::to_string(id) + " has a bad hash in the index");
+    memcpy(rec.hash, h.data(), 16);
+    rec.raw_len = uint32_t(s.i64(1));
+  }
+  rec.codec = codec;
+  rec.payload = std::move(payload);
+  ++in_flight_;
+  auto loc = packs_.append(rec);
+  if (!loc.ok()) {
+    --in_flight_;
+    return loc.status();
+  }
+  std::lock_guard<std::mutex> g(index_.mu);
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { --n; }
+  } done{in_flight_};
+  Stmt u = index_.db->prepare(
+      "UPDATE chunks SET pack = ?, off = ?, stored_len = ?, codec = ?, model = ?, tier_done = 1 "
+      "WHERE id = ? AND pack = ? AND off = ?");
+  u.bind(1, loc->pack).bind(2, loc->off).bind(3, loc->stored_len).bind(4, int(codec));
+  if (model_id.empty()) u.bind_null(5); else u.bind_text(5, model_id);
+  u.bind(6, id).bind(7, expected.pack).bind(8, expected.off);
+  DZ_RETURN_IF_ERROR(u.run());
+  return index_.db->changes() == 1;  // if not, the new record is garbage for gc
+}
+
 void ChunkStore::pin(int64_t id) {
   std::lock_guard<std::mutex> g(pins_mu_);
   ++pins_[id];

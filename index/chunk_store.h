@@ -39,6 +39,12 @@ class ChunkStore {
   void unpin(int64_t id);
   bool pinned(int64_t id) const;
   void forget_cached(int64_t id) { cache_.erase(id); }
+  // Stores a new encoding of chunk `id` (same raw bytes) and points the chunk at it, if the chunk
+  // still lies at `expected` (gc may have moved it: then nothing changes and false is returned).
+  // The caller has verified that `payload` decodes to the chunk's raw bytes.
+  Result<bool> recode(int64_t id, const PackLocation& expected, uint8_t codec, std::string payload,
+                      const std::string& model_id);
+  Status locate(int64_t id, PackLocation& loc);
   // Records appended to a pack whose index row is not inserted yet. gc reads it under
   // IndexDb::mu and removes no pack while it is non-zero: such a record looks like garbage.
   int appends_in_flight() const { return in_flight_.load(); }
@@ -50,7 +56,6 @@ class ChunkStore {
  private:
   Result<std::string> decode(const ChunkRecord& rec);
   Result<ChunkBytes> get_once(int64_t id, PackLocation& loc);
-  Status locate(int64_t id, PackLocation& loc);
   void pin(int64_t id);
 
   IndexDb& index_;

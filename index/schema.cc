@@ -3,6 +3,10 @@
 //  - inodes.data_bytes = sum of the inode's extents' len (st_blocks is derived from it).
 //  - inodes.nlink = number of dirents rows naming the inode (+ subdirectories' ".." for dirs).
 //  - extents of one inode never overlap; each lies inside its chunk: chunk_off + len <= raw_len.
+//  - chunks.tier_done = 1 once background recompression has tried the chunk with the current
+//    model (it is then neural, or stays zstd/raw because neural was not smaller by the margin).
+//  - chunks.model names a models row (and STORE/models/<id>.dzm) for every neural chunk; a model
+//    file is never deleted while a chunk names it.
 //  - every chunks row points at a pack record that was fsynced before the row was committed.
 #include "index/schema.h"
 
@@ -35,8 +39,13 @@ CREATE TABLE chunks(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   hash BLOB NOT NULL UNIQUE, raw_len INTEGER NOT NULL, refcount INTEGER NOT NULL,
   pack INTEGER NOT NULL, off INTEGER NOT NULL, stored_len INTEGER NOT NULL,
-  codec INTEGER NOT NULL, model TEXT, created INTEGER NOT NULL);
+  codec INTEGER NOT NULL, model TEXT, created INTEGER NOT NULL,
+  tier_done INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX chunks_by_pack ON chunks(pack);
+CREATE INDEX chunks_backlog ON chunks(created) WHERE tier_done = 0;
+CREATE TABLE models(
+  id TEXT PRIMARY KEY, created INTEGER NOT NULL, parent TEXT, arch INTEGER NOT NULL,
+  summary TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE INDEX chunks_garbage ON chunks(refcount) WHERE refcount = 0;
 )SQL";
 

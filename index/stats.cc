@@ -46,6 +46,22 @@ Result<VolumeStats> compute_stats(Store& st) {
     }
     DZ_RETURN_IF_ERROR(s.done_status());
   }
+  {
+    Stmt s = db.prepare(
+        "SELECT model, SUM(raw_len), SUM(stored_len) + COUNT(*) * ? FROM chunks "
+        "WHERE refcount > 0 AND model IS NOT NULL GROUP BY model");
+    s.bind(1, kRecordHeaderSize);
+    while (s.step()) {
+      v.raw_by_model[s.blob(0)] = uint64_t(s.i64(1));
+      v.stored_by_model[s.blob(0)] = uint64_t(s.i64(2));
+    }
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
+  {
+    Stmt s = db.prepare("SELECT COUNT(*), COALESCE(SUM(raw_len), 0) FROM chunks WHERE tier_done = 0 AND refcount > 0");
+    if (s.step()) { v.backlog_chunks = uint64_t(s.i64(0)); v.backlog_raw_bytes = uint64_t(s.i64(1)); }
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
   for (auto& [id, size] : st.packs.list()) v.pack_bytes += size;
   for (const char* f : {"/index.db", "/index.db-wal"}) {
     struct stat sb {};
@@ -82,6 +98,10 @@ std::string stats_text(const VolumeStats& s) {
   for (auto& [c, b] : s.stored_by_codec)
     o << "codec " << c << ":" << std::string(c.size() < 12 ? 12 - c.size() : 1, ' ') << s.chunks_by_codec.at(c)
       << " chunks, " << human(s.raw_by_codec.at(c)) << " raw -> " << human(b) << " stored\n";
+  for (auto& [m, b] : s.stored_by_model)
+    o << "model " << m << ": " << human(s.raw_by_model.at(m)) << " raw -> " << human(b) << " stored\n";
+  o << "backlog:            " << s.backlog_chunks << " chunks (" << human(s.backlog_raw_bytes)
+    << ") waiting for background recompression\n";
   return o.str();
 }
 
@@ -106,6 +126,8 @@ std::string stats_json(const VolumeStats& s) {
   obj("bytes_by_codec", s.stored_by_codec);
   obj("raw_bytes_by_codec", s.raw_by_codec);
   obj("chunks_by_codec", s.chunks_by_codec);
+  obj("stored_bytes_by_model", s.stored_by_model);
+  o << ", \"backlog_chunks\": " << s.backlog_chunks << ", \"backlog_raw_bytes\": " << s.backlog_raw_bytes;
   o << "}\n";
   return o.str();
 }

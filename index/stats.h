@@ -18,6 +18,8 @@ struct VolumeStats {
   uint64_t chunks = 0, garbage_chunks = 0;
   uint64_t files = 0, dirs = 0, symlinks = 0, others = 0;
   std::map<std::string, uint64_t> stored_by_codec, raw_by_codec, chunks_by_codec;
+  std::map<std::string, uint64_t> stored_by_model, raw_by_model;  // neural chunks per model id
+  uint64_t backlog_chunks = 0, backlog_raw_bytes = 0;  // not yet tried by recompression
   double dedup_ratio() const { return unique_chunk_bytes ? double(referenced_bytes) / unique_chunk_bytes : 1.0; }
   double compression_ratio() const { return stored_bytes ? double(unique_chunk_bytes) / stored_bytes : 1.0; }
 };

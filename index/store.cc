@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "index/log.h"
+#include "index/model_registry.h"
 #include "index/schema.h"
 
 namespace dzfs {
@@ -64,12 +65,20 @@ Status Store::mkfs(const std::string& dir, StoreConfig cfg) {
   owned.reset();
   cfg.format_version = kFormatVersion;
   cfg.uuid = random_uuid();
-  return cfg.save(dir);  // written last: its presence marks a complete volume
+  DZ_RETURN_IF_ERROR(cfg.save(dir));  // its presence marks a complete volume
+  // The volume gets its own copy of the default model, so it never depends on this binary's.
+  auto store = Store::open(dir, StoreOptions{});
+  if (!store.ok()) return store.status();
+  auto id = (*store)->models->install(embedded_default_model(), "", "default model embedded in dzfs", true);
+  if (!id.ok()) return id.status();
+  return (*store)->commit();
 }
 
 Store::Store(std::string d, const StoreConfig& c, const StoreOptions& opts)
     : dir(std::move(d)), readonly(opts.readonly), cfg(c), packs(dir + "/packs", opts.readonly),
-      chunks(index, packs, cfg, opts.cache_bytes) {}
+      chunks(index, packs, cfg, opts.cache_bytes), models(std::make_unique<ModelRegistry>(*this)) {
+  chunks.set_external_decoder([this](const ChunkRecord& r) { return models->decode(r); });
+}
 
 Store::~Store() {
   if (!readonly && index.db) {
@@ -129,6 +138,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   DZ_RETURN_IF_ERROR(check_schema(*st->index.db));
   DZ_RETURN_IF_ERROR(st->packs.open());
   if (!opts.readonly) DZ_RETURN_IF_ERROR(st->index.db->begin_batch());
+  DZ_RETURN_IF_ERROR(st->models->open(false));
   return st;
 }
 

@@ -14,6 +14,8 @@
 
 namespace dzfs {
 
+class ModelRegistry;
+
 struct StoreOptions {
   bool readonly = false;   // tools that only read (stats) and may run beside a mount
   size_t cache_bytes = 256u << 20;
@@ -36,6 +38,7 @@ class Store {
   IndexDb index;
   PackStore packs;
   ChunkStore chunks;
+  std::unique_ptr<ModelRegistry> models;  // decodes neural chunks; see model_registry.h
 
  private:
   Store(std::string dir, const StoreConfig& cfg, const StoreOptions& opts);

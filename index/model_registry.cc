@@ -1,0 +1,210 @@
+// Model registry: see model_registry.h.
+#include "index/model_registry.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "index/log.h"
+
+namespace dzfs {
+
+extern "C" const unsigned char dzfs_default_model[];
+extern "C" const unsigned long dzfs_default_model_size;
+
+std::span<const uint8_t> embedded_default_model() {
+  if (dzfs_default_model_size > 0) return {dzfs_default_model, size_t(dzfs_default_model_size)};
+  // Built without a trained model: the codec's seeded random-init network (deterministic bytes).
+  static const std::vector<uint8_t> fallback = [] {
+    auto bytes = codec::serialize_model(codec::make_random_tensors(codec::RandomModelParams{}));
+    return bytes.ok() ? *bytes : std::vector<uint8_t>();
+  }();
+  return fallback;
+}
+
+static Status write_durably(const std::string& dir, const std::string& name, std::span<const uint8_t> bytes) {
+  std::string tmp = dir + "/." + name + ".tmp", dst = dir + "/" + name;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Error(errno, "cannot write " + tmp + ": " + strerror(errno));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) {
+      int e = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Status::Error(e, "cannot write " + tmp + ": " + strerror(e));
+    }
+    done += size_t(w);
+  }
+  bool ok = fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), dst.c_str()) != 0) return Status::Error(EIO, "cannot store model file " + dst);
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::Ok();
+}
+
+Status ModelRegistry::load_file(const std::string& path) {
+  auto m = codec::Model::load_file(path);
+  if (!m.ok()) return Status::Error(EIO, "model file " + path + " is damaged: " + m.status().message());
+  std::lock_guard<std::mutex> g(mu_);
+  models_.add(*m);
+  all_.push_back(*m);
+  return Status::Ok();
+}
+
+Status ModelRegistry::open(bool install_default) {
+  const std::string dir = store_.dir + "/models";
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> g(store_.index.mu);
+    Stmt s = store_.index.db->prepare("SELECT id FROM models");
+    while (s.step()) ids.push_back(s.blob(0));
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
+  for (const std::string& id : ids) {
+    Status st = load_file(dir + "/" + id + ".dzm");
+    // A damaged model makes only its own chunks unreadable (EIO naming it); the volume mounts.
+    if (!st.ok()) log_error(st.message() + "; chunks compressed with it cannot be read");
+  }
+  std::string cur;
+  {
+    std::lock_guard<std::mutex> g(store_.index.mu);
+    Stmt s = store_.index.db->prepare("SELECT value FROM meta WHERE key = 'current_model'");
+    if (s.step()) cur = s.blob(0);
+  }
+  if (cur.empty() && install_default) {
+    auto id = install(embedded_default_model(), "", "default model embedded in dzfs", true);
+    if (!id.ok()) return id.status();
+    return Status::Ok();
+  }
+  if (!cur.empty()) {
+    auto want = codec::ModelId::from_hex(cur);
+    std::lock_guard<std::mutex> g(mu_);
+    for (auto& m : all_)
+      if (want.ok() && m->id() == *want) current_ = m;
+    if (!current_) log_error("the current model " + cur + " is missing or damaged; background recompression is off");
+  }
+  return Status::Ok();
+}
+
+std::shared_ptr<const codec::Model> ModelRegistry::current() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return current_;
+}
+
+codec::ModelSet ModelRegistry::decode_set() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return models_;
+}
+
+Result<std::string> ModelRegistry::install(std::span<const uint8_t> file, const std::string& parent,
+                                           const std::string& summary, bool make_current) {
+  auto m = codec::Model::load(file);
+  if (!m.ok()) return Status::Error(EINVAL, "not a valid model file: " + m.status().message());
+  std::string id = (*m)->id().hex();
+  DZ_RETURN_IF_ERROR(write_durably(store_.dir + "/models", id + ".dzm", file));
+  {
+    std::lock_guard<std::mutex> g(store_.index.mu);
+    Stmt s = store_.index.db->prepare(
+        "INSERT OR IGNORE INTO models(id, created, parent, arch, summary, size) VALUES (?, ?, ?, ?, ?, ?)");
+    s.bind_text(1, id).bind(2, int64_t(time(nullptr))).bind_text(3, parent).bind(4, codec::kArchWmlp);
+    s.bind_text(5, summary).bind(6, uint64_t(file.size()));
+    DZ_RETURN_IF_ERROR(s.run());
+    if (make_current) {
+      Stmt c = store_.index.db->prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('current_model', ?)");
+      c.bind_text(1, id);
+      DZ_RETURN_IF_ERROR(c.run());
+      // Chunks tried with an older model are worth a try with the new one.
+      DZ_RETURN_IF_ERROR(store_.index.db->exec("UPDATE chunks SET tier_done = 0 WHERE codec != 2"));
+    }
+  }
+  std::lock_guard<std::mutex> g(mu_);
+  bool known = false;
+  for (auto& x : all_) known |= x->id() == (*m)->id();
+  if (!known) {
+    models_.add(*m);
+    all_.push_back(*m);
+  }
+  if (make_current) current_ = *m;
+  return id;
+}
+
+Result<std::vector<ModelInfo>> ModelRegistry::list() const {
+  std::vector<ModelInfo> out;
+  std::lock_guard<std::mutex> g(store_.index.mu);
+  std::string cur;
+  {
+    Stmt c = store_.index.db->prepare("SELECT value FROM meta WHERE key = 'current_model'");
+    if (c.step()) cur = c.blob(0);
+  }
+  Stmt s = store_.index.db->prepare(
+      "SELECT m.id, m.created, COALESCE(m.parent, ''), m.arch, m.summary, m.size, "
+      "(SELECT COUNT(*) FROM chunks c WHERE c.model = m.id), "
+      "(SELECT COALESCE(SUM(stored_len), 0) FROM chunks c WHERE c.model = m.id), "
+      "(SELECT COALESCE(SUM(raw_len), 0) FROM chunks c WHERE c.model = m.id) FROM models m ORDER BY m.created, m.id");
+  while (s.step()) {
+    ModelInfo i;
+    i.id = s.blob(0);
+    i.created = s.i64(1);
+    i.parent = s.blob(2);
+    i.arch = uint32_t(s.i64(3));
+    i.summary = s.blob(4);
+    i.size = s.i64(5);
+    i.chunks = s.i64(6);
+    i.stored_bytes = s.i64(7);
+    i.raw_bytes = s.i64(8);
+    i.current = i.id == cur;
+    out.push_back(i);
+  }
+  DZ_RETURN_IF_ERROR(s.done_status());
+  return out;
+}
+
+Result<int> ModelRegistry::retire_unused() {
+  auto models = list();
+  if (!models.ok()) return models.status();
+  int n = 0;
+  for (const ModelInfo& m : *models) {
+    if (m.current || m.chunks > 0) continue;
+    {
+      std::lock_guard<std::mutex> g(store_.index.mu);
+      // Re-checked under the lock: a worker may have just recompressed a chunk with it.
+      Stmt s = store_.index.db->prepare(
+          "DELETE FROM models WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM chunks WHERE model = ?1)");
+      s.bind_text(1, m.id);
+      DZ_RETURN_IF_ERROR(s.run());
+      if (store_.index.db->changes() == 0) continue;
+    }
+    // The file goes after the commit that drops the row; a crash in between leaves a stray file.
+    DZ_RETURN_IF_ERROR(store_.commit());
+    ::unlink((store_.dir + "/models/" + m.id + ".dzm").c_str());
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      for (size_t i = 0; i < all_.size(); ++i)
+        if (all_[i]->id().hex() == m.id) all_.erase(all_.begin() + long(i));
+      codec::ModelSet fresh;
+      for (auto& x : all_) fresh.add(x);
+      models_ = fresh;
+    }
+    ++n;
+  }
+  return n;
+}
+
+Result<std::string> ModelRegistry::decode(const ChunkRecord& rec) const {
+  codec::ModelSet set = decode_set();
+  auto raw = codec::decode_frame({reinterpret_cast<const uint8_t*>(rec.payload.data()), rec.payload.size()}, set);
+  if (!raw.ok()) return Status::Error(EIO, "neural frame: " + raw.status().to_string());
+  return std::string(raw->begin(), raw->end());
+}
+
+}  // namespace dzfs
