@@ -173,12 +173,18 @@ Status FileState::materialize(uint64_t a, bool final) {
   uint64_t b = a + run->second.size();
   // Widen [a, b) to extent boundaries (see the rule in file_state.h).
   uint64_t a2 = a, b2 = b;
+  bool aligned = a == 0;  // does the region start where a content-defined cut lies?
   auto it = extents_.upper_bound(a);
   if (it != extents_.begin()) {
     auto p = std::prev(it);
     uint64_t p_end = p->first + p->second.len;
     if (p_end > a || (p_end == a && p->second.len < chunker_.min_size())) a2 = p->first;
+    aligned = aligned || p_end >= a;  // a2 is then an extent's start or end: a cut point
   }
+  // A streaming cut from an arbitrary offset would make chunk boundaries depend on the order in
+  // which the kernel delivered pages (and so defeat dedup): such a run waits until the bytes
+  // before it arrive and join it, or until the file is flushed.
+  if (!final && !aligned) return Status::Ok();
   it = extents_.upper_bound(b - 1);
   if (it != extents_.begin()) {
     auto p = std::prev(it);

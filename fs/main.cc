@@ -41,10 +41,13 @@ const std::map<std::string, std::string> kHelp = {
     {"umount", "dzfs umount MOUNTPOINT\n  Commit everything, unmount, and wait until the volume is closed."},
     {"stats", "dzfs stats STORE|MOUNTPOINT [--json]\n  Logical, unique and stored bytes, ratios, bytes per codec."},
     {"gc", "dzfs gc STORE\n  Delete unreferenced chunks and compact pack files. The volume must not be mounted."},
-    {"compress", "dzfs compress STORE|MOUNTPOINT [--wait]\n"
+    {"compress", "dzfs compress STORE|MOUNTPOINT [--wait] [--migrate]\n"
+                 "  --migrate also moves chunks of older models to the current one (unmounted STORE).\n"
                  "  Recompress the zstd-tier backlog with the volume's current model. On an unmounted STORE it\n"
                  "  runs here; on a mount the background workers do it, and --wait waits until they are done."},
-    {"models", "dzfs models STORE|MOUNTPOINT\n  List the volume's model versions and what each compresses."},
+    {"models", "dzfs models STORE|MOUNTPOINT [--add MODEL_FILE] [--retire]\n"
+               "  List the volume's model versions and what each compresses. --add installs a model file\n"
+               "  and makes it current; --retire removes models no chunk uses (both: volume unmounted)."},
     {"fsck", "dzfs fsck STORE [--no-data]\n  Check the index invariants and verify every chunk's bytes.\n"
              "  Exit 0 when clean, 4 when problems were found."},
 };
@@ -187,10 +190,11 @@ void progress_line(const char* what, uint64_t done, uint64_t total) {
 }
 
 int cmd_compress(const std::vector<std::string>& a) {
-  bool wait = false;
+  bool wait = false, migrate = false;
   std::string target;
   for (auto& x : a) {
     if (x == "--wait") wait = true;
+    else if (x == "--migrate") migrate = true;
     else if (target.empty()) target = x;
     else return usage_error(kHelp.at("compress"));
   }
@@ -200,6 +204,10 @@ int cmd_compress(const std::vector<std::string>& a) {
   if (Store::lock_holder(*dir) == 0) {  // not mounted: do the work here
     auto st = open_exclusive(*dir);
     if (!st.ok()) return failed(st.status());
+    if (migrate) {
+      Status m = queue_model_migration(**st);
+      if (!m.ok()) return failed(m);
+    }
     RecompressOptions ro;
     ro.settle_secs = 0;
     Recompressor r(**st, ro);
@@ -211,6 +219,7 @@ int cmd_compress(const std::vector<std::string>& a) {
            (unsigned long long)c.bytes_after.load(), (unsigned long long)c.kept);
     return 0;
   }
+  if (migrate) return failed(Status::Error(EBUSY, "--migrate needs the volume unmounted"));
   uint64_t first = 0;
   for (;;) {
     StoreOptions so;
@@ -229,10 +238,55 @@ int cmd_compress(const std::vector<std::string>& a) {
   }
 }
 
-int cmd_models(const std::vector<std::string>& a) {
+Result<std::vector<uint8_t>> read_file(const std::string& path) {
+  FILE* f = fopen(path.c_str(), "rb");
+  if (!f) return Status::Error(errno, "cannot open " + path + ": " + strerror(errno));
+  std::vector<uint8_t> out;
+  uint8_t buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) out.insert(out.end(), buf, buf + n);
+  fclose(f);
+  return out;
+}
+
+int cmd_models_change(const std::string& dir, const std::string& add, bool retire) {
+  auto st = open_exclusive(dir);
+  if (!st.ok()) return failed(st.status());
+  if (!add.empty()) {
+    auto bytes = read_file(add);
+    if (!bytes.ok()) return failed(bytes.status());
+    auto cur = (*st)->models->current();
+    auto id = (*st)->models->install(*bytes, cur ? cur->id().hex() : "", "added from " + add, true);
+    if (!id.ok()) return failed(id.status());
+    Status c = (*st)->commit();
+    if (!c.ok()) return failed(c);
+    printf("model %s is now current\n", id->c_str());
+  }
+  if (retire) {
+    auto n = (*st)->models->retire_unused();
+    if (!n.ok()) return failed(n.status());
+    printf("retired %d unused models\n", *n);
+  }
+  return 0;
+}
+
+int cmd_models(const std::vector<std::string>& args) {
+  std::vector<std::string> a;
+  std::string add;
+  bool retire = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--add" && i + 1 < args.size()) add = args[++i];
+    else if (args[i] == "--retire") retire = true;
+    else if (args[i][0] == '-') return usage_error(kHelp.at("models"));
+    else a.push_back(args[i]);
+  }
   if (a.size() != 1) return usage_error(kHelp.at("models"));
   auto dir = resolve_store(a[0]);
   if (!dir.ok()) return failed(dir.status());
+  if (!add.empty() || retire) {
+    int rc = cmd_models_change(*dir, add, retire);
+    if (rc) return rc;
+  }
   StoreOptions so;
   so.readonly = true;
   auto st = Store::open(*dir, so);

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "fs/posix_acl.h"
 #include "index/log.h"
 #include "index/schema.h"
 
@@ -231,6 +232,15 @@ Status Volume::setattr(uint64_t ino, const struct stat& in, int set, struct stat
     struct stat cur {};
     DZ_RETURN_IF_ERROR(stat_locked(ino, cur));
     DZ_RETURN_IF_ERROR(upd("UPDATE inodes SET mode = ? WHERE ino = ?", (cur.st_mode & S_IFMT) | (in.st_mode & 07777)));
+    Stmt q = db.prepare("SELECT value FROM xattrs WHERE ino = ? AND name = ?");
+    q.bind(1, ino).bind_blob(2, kAclAccessXattr);
+    if (q.step()) {
+      std::string acl = acl_with_mode(q.blob(0), in.st_mode);
+      q.reset();
+      Stmt w = db.prepare("UPDATE xattrs SET value = ? WHERE ino = ? AND name = ?");
+      w.bind_blob(1, acl).bind(2, ino).bind_blob(3, kAclAccessXattr);
+      DZ_RETURN_IF_ERROR(w.run());
+    }
   }
   if (set & FUSE_SET_ATTR_UID) DZ_RETURN_IF_ERROR(upd("UPDATE inodes SET uid = ? WHERE ino = ?", in.st_uid));
   if (set & FUSE_SET_ATTR_GID) DZ_RETURN_IF_ERROR(upd("UPDATE inodes SET gid = ? WHERE ino = ?", in.st_gid));
@@ -485,12 +495,24 @@ Status Volume::rename(uint64_t parent, std::string_view name, uint64_t newparent
 // ---- file content ------------------------------------------------------------------------
 
 Status Volume::open(uint64_t ino, int flags) {
-  std::lock_guard<std::mutex> g(table_mu_);
-  auto& r = table_[ino];
-  ++r.nopen;
-  if ((flags & O_ACCMODE) != O_RDONLY) {
-    if (!r.state) r.state = std::make_shared<FileState>(ino, store_.chunks, chunker_, opts_.dirty_limit);
-    ++r.state->writers;
+  {
+    std::lock_guard<std::mutex> g(table_mu_);
+    auto& r = table_[ino];
+    ++r.nopen;
+    if ((flags & O_ACCMODE) != O_RDONLY) {
+      if (!r.state) r.state = std::make_shared<FileState>(ino, store_.chunks, chunker_, opts_.dirty_limit);
+      ++r.state->writers;
+    }
+  }
+  // The kernel asks for atomic O_TRUNC: the truncation is ours to do, here.
+  if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+    struct stat in {}, out {};
+    in.st_size = 0;
+    Status s = setattr(ino, in, FUSE_SET_ATTR_SIZE, out);
+    if (!s.ok()) {
+      release(ino, flags);
+      return s;
+    }
   }
   return Status::Ok();
 }
@@ -681,6 +703,12 @@ Status Volume::setxattr(uint64_t ino, std::string_view name, std::string_view va
   Stmt s = db.prepare("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?, ?, ?)");
   s.bind(1, ino).bind_blob(2, name).bind_blob(3, value);
   DZ_RETURN_IF_ERROR(s.run());
+  uint32_t perm = 0;
+  if (name == kAclAccessXattr && acl_permission_bits(value, perm)) {
+    Stmt m = db.prepare("UPDATE inodes SET mode = (mode & ~511) | ? WHERE ino = ?");
+    m.bind(1, perm).bind(2, ino);
+    DZ_RETURN_IF_ERROR(m.run());
+  }
   Stmt u = db.prepare("UPDATE inodes SET ctime_ns = ? WHERE ino = ?");
   u.bind(1, now_ns()).bind(2, ino);
   DZ_RETURN_IF_ERROR(u.run());

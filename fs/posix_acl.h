@@ -1,0 +1,19 @@
+// POSIX ACLs kept as opaque xattrs (system.posix_acl_access) still tie into the mode, as on
+// every Linux filesystem: setting the access ACL sets the mode's permission bits (owner = the
+// user entry, group = the mask entry if any else the group entry, other = the other entry), and
+// chmod rewrites those entries. Format: linux/posix_acl_xattr.h (version 2, 8-byte entries).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace dzfs {
+
+inline constexpr std::string_view kAclAccessXattr = "system.posix_acl_access";
+
+// The permission bits (0777) the ACL implies; false if the value is not a valid ACL.
+bool acl_permission_bits(std::string_view acl, uint32_t& perm);
+// The ACL with its owner, group-or-mask and other entries set from mode; unchanged if invalid.
+std::string acl_with_mode(std::string_view acl, uint32_t mode);
+
+}  // namespace dzfs
