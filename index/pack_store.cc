@@ -209,8 +209,8 @@ Result<std::string> PackStore::read_raw(const PackLocation& loc) {
   const std::string where = path_of(loc.pack) + " @" + std::to_string(loc.off);
   struct stat st {};
   if (fstat((*fd)->fd, &st) != 0) return Status::Error(EIO, "cannot stat " + where);
-  uint64_t end = loc.off + kRecordHeaderSize + uint64_t(loc.stored_len);
-  if (loc.off < kPackHeaderSize || end > uint64_t(st.st_size))
+  const uint64_t size = uint64_t(st.st_size);  // compared without sums that could wrap
+  if (loc.off < kPackHeaderSize || loc.off > size || kRecordHeaderSize + uint64_t(loc.stored_len) > size - loc.off)
     return Status::Error(EIO, "chunk record lies beyond the end of its pack (truncated?): " + where);
   std::string buf(kRecordHeaderSize + loc.stored_len, '\0');
   DZ_RETURN_IF_ERROR(pread_all((*fd)->fd, buf.data(), buf.size(), loc.off));

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -55,7 +56,9 @@ Result<StoreConfig> StoreConfig::parse(const std::string& text) {
     uint64_t n = 0;
     bool num = parse_u64(v, n) && n <= 0xffffffffu;
     if (k == "uuid") { c.uuid = v; continue; }
-    if (!num) return Status::Error(EINVAL, "dzfs.conf: " + k + " is not a number: " + v);
+    static const char* kNumeric[] = {"format_version", "chunk_min", "chunk_avg", "chunk_max", "zstd_level", "verify_dedup"};
+    bool known = std::find(std::begin(kNumeric), std::end(kNumeric), k) != std::end(kNumeric);
+    if (known && !num) return Status::Error(EINVAL, "dzfs.conf: " + k + " is not a number: " + v);
     if (k == "format_version") c.format_version = int(n);
     else if (k == "chunk_min") c.chunk_min = uint32_t(n);
     else if (k == "chunk_avg") c.chunk_avg = uint32_t(n);

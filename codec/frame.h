@@ -1,0 +1,73 @@
+// dzfs codec: self-describing frames (one chunk each). Format: codec/FORMAT.md "Frame".
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "codec/isa.h"
+#include "codec/model.h"
+#include "codec/status.h"
+
+namespace dzfs::codec {
+
+enum class CodecId : uint8_t { kRaw = 0, kZstd = 1, kNeural = 2 };
+const char* codec_name(CodecId id);
+
+inline constexpr uint8_t kFrameVersion = 1;
+inline constexpr size_t kFrameHeaderSize = 28;        // raw, zstd
+inline constexpr size_t kNeuralFrameHeaderSize = 44;  // + 16-byte model id
+inline constexpr uint32_t kMaxFrameRawLen = 64u << 20;  // format limit (callers may set lower)
+
+struct FrameHeader {
+  uint8_t version = kFrameVersion;
+  CodecId codec = CodecId::kRaw;
+  uint32_t raw_len = 0;
+  uint32_t payload_len = 0;
+  uint64_t raw_xxh64 = 0;   // XXH3-64 (seed 0) of the raw bytes
+  ModelId model_id;         // neural only; all-zero = no network
+  size_t header_len = 0;    // bytes of header
+  size_t frame_len() const { return header_len + payload_len; }
+};
+
+// Models available to the decoder, looked up by id.
+class ModelSet {
+ public:
+  void add(std::shared_ptr<const Model> m);
+  const Model* find(const ModelId& id) const;
+  size_t size() const { return models_.size(); }
+
+ private:
+  std::vector<std::shared_ptr<const Model>> models_;
+};
+
+struct EncodeOptions {
+  int zstd_level = 3;      // level of the zstd candidate (and of kZstd frames)
+  bool try_neural = true;  // choose_and_encode: also try the neural codec
+  Isa isa = Isa::kAuto;
+};
+
+struct DecodeOptions {
+  uint32_t max_raw_len = kMaxFrameRawLen;  // refuse frames declaring more (decompression bombs)
+  Isa isa = Isa::kAuto;
+};
+
+// Parses and checks the header at the start of `bytes` (which may hold more than one frame).
+// Checks magic, version, codec id, reserved fields, header check word, size limits.
+Result<FrameHeader> peek_frame_header(std::span<const uint8_t> bytes);
+
+// Encodes raw with exactly this codec. For kNeural, model may be null (adaptive parts only).
+Result<std::vector<uint8_t>> encode_frame(CodecId codec, std::span<const uint8_t> raw, const Model* model,
+                                          const EncodeOptions& opts = {});
+
+// Fallback policy: neural only if its frame is smaller than the zstd frame; zstd only if smaller
+// than the raw frame; raw otherwise. model may be null (see EncodeOptions::try_neural).
+Result<std::vector<uint8_t>> choose_and_encode(std::span<const uint8_t> raw, const Model* model,
+                                               const EncodeOptions& opts = {});
+
+// Decodes one whole frame (frame.size() must equal the frame length) and verifies the raw
+// checksum. Any damage gives an error, never wrong output.
+Result<std::vector<uint8_t>> decode_frame(std::span<const uint8_t> frame, const ModelSet& models,
+                                          const DecodeOptions& opts = {});
+
+}  // namespace dzfs::codec

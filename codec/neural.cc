@@ -1,0 +1,546 @@
+// Neural payload coder. Everything that influences a coded probability is integer arithmetic
+// with the fixed specification below (FORMAT.md, "Neural payload"); float appears only in the
+// optional CoderStats measurement, which never feeds back into coding.
+#include "codec/neural.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "codec/net.h"
+
+namespace dzfs::codec::detail {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Logistic domain. squash(d) = 4096 / (1 + e^(-d/256)) by linear interpolation of a 33-point
+// table (integer), stretch = its inverse (table over 12-bit p).
+struct Logistic {
+  int16_t sq[4095];  // index d + 2047
+  int16_t st[4096];
+  Logistic() {
+    static const int t[33] = {1,    2,    4,    6,    10,   17,   27,   45,   74,   120,  194,
+                              311,  488,  747,  1102, 1546, 2048, 2550, 2994, 3349, 3608, 3785,
+                              3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095};
+    for (int d = -2047; d <= 2047; ++d) {
+      const int w = d & 127, i = (d >> 7) + 16;
+      sq[d + 2047] = static_cast<int16_t>((t[i] * (128 - w) + t[i + 1] * w + 64) >> 7);
+    }
+    int pi = 0;
+    for (int x = -2047; x <= 2047; ++x) {
+      const int v = sq[x + 2047];
+      for (int j = pi; j <= v; ++j) st[j] = static_cast<int16_t>(x);
+      pi = v + 1;
+    }
+    for (int j = pi; j < 4096; ++j) st[j] = 2047;
+  }
+};
+const Logistic& L() {
+  static const Logistic l;
+  return l;
+}
+inline int squash(const Logistic& l, int d) {
+  d = d > 2047 ? 2047 : d < -2047 ? -2047 : d;
+  return l.sq[d + 2047];
+}
+inline int stretch(const Logistic& l, int p) { return l.st[p]; }
+
+inline uint32_t hash32(uint32_t a, uint32_t b, uint32_t k) {
+  uint32_t x = a * 0x9E3779B1u ^ (b + 0x7F4A7C15u) * 0x85EBCA77u ^ k * 0xC2B2AE3Du;
+  x ^= x >> 15;
+  x *= 0x2C1B3C6Du;
+  x ^= x >> 12;
+  x *= 0x297A2D39u;
+  x ^= x >> 15;
+  return x;
+}
+
+inline uint32_t pow2_at_least(size_t n, uint32_t lo, uint32_t hi) {
+  uint32_t v = lo;
+  while (v < n && v < hi) v <<= 1;
+  return v;
+}
+
+// Adaptive probability with count (22-bit p, 10-bit n), rate 1/(n+1.5) until n reaches limit.
+struct Dt {
+  int32_t r[1024];
+  Dt() {
+    for (int i = 0; i < 1024; ++i) r[i] = 16384 / (i + i + 3);
+  }
+};
+const Dt& DT() {
+  static const Dt d;
+  return d;
+}
+inline void sm_update(uint32_t& t, int y, uint32_t limit, const Dt& dt) {
+  const uint32_t n = t & 1023, p = t >> 10;
+  if (n < limit) ++t;
+  else t = (t & 0xfffffc00u) | limit;
+  const int64_t delta = (((static_cast<int64_t>(y) << 22) - static_cast<int64_t>(p)) >> 3) * dt.r[n];
+  t += static_cast<uint32_t>(static_cast<uint64_t>(delta) & ~uint64_t{1023});
+}
+constexpr uint32_t kSmInit = 1u << 31;  // p = 0.5, n = 0
+
+// Hashed/direct context slot: 16 bits = p12 << 4 | n4 (fresh slot 0x8000: p 2048, n 0, whose
+// stretch is 0). Update: p += ((target - p) * rate[n] + 32768) >> 16, rate[n] = 131072/(2n+3)
+// (stays within 0..4095 since rate <= 2/3), n saturating at kSlotLimit.
+constexpr uint32_t kSlotLimit = 14;
+constexpr uint16_t kSlotInit = 0x8000;
+struct Rate16 {
+  int32_t r[16];
+  uint8_t next[16];
+  Rate16() {
+    for (int i = 0; i < 16; ++i) {
+      r[i] = (65536 * 2) / (2 * i + 3);
+      next[i] = static_cast<uint8_t>(i < static_cast<int>(kSlotLimit) ? i + 1 : i);
+    }
+  }
+};
+const Rate16& R16() {
+  static const Rate16 r;
+  return r;
+}
+inline int slot_p(uint16_t s) { return s >> 4; }
+inline void slot_update(uint16_t& s, int y, const Rate16& r) {
+  const int n = s & 15, p = s >> 4;
+  const int target = -y & 4095;
+  const int np = p + (((target - p) * r.r[n] + 32768) >> 16);
+  s = static_cast<uint16_t>((np << 4) | r.next[n]);
+}
+
+// APM / SSE: 33 interpolation points over stretch(p) per context, 16-bit probabilities.
+struct Apm {
+  std::vector<uint16_t> t;
+  uint32_t idx = 0;
+  int rate;
+  Apm(size_t n, int rate_) : t(n * 33), rate(rate_) {
+    const Logistic& l = L();
+    for (int j = 0; j < 33; ++j) t[j] = static_cast<uint16_t>(squash(l, (j - 16) * 128) * 16);
+    for (size_t i = 1; i < n; ++i) std::memcpy(&t[i * 33], &t[0], 33 * sizeof(uint16_t));
+  }
+  // Returns 12-bit p. wlo/hi exported for the float measurement.
+  int pp(const Logistic& l, int pr, uint32_t cx, int* w_out = nullptr, uint32_t* base_out = nullptr) {
+    const int s = stretch(l, pr) + 2048;  // 1..4095
+    const int lo = s >> 7, w = s & 127;   // lo 0..31
+    const uint32_t base = cx * 33 + static_cast<uint32_t>(lo);
+    idx = base + (w >> 6);
+    if (w_out) *w_out = w;
+    if (base_out) *base_out = base;
+    return (t[base] * (128 - w) + t[base + 1] * w) >> 11;
+  }
+  void update(int y) {
+    const int g = (y << 16) + (y << rate) - y - y;
+    t[idx] = static_cast<uint16_t>(t[idx] + ((g - t[idx]) >> rate));
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+constexpr int kHashed = 5;
+constexpr int kMinMatch = 6;
+
+// Logistic mixer, int16 weights (1.0 = 2^13), int16 inputs (stretch, +-2047), 16 lanes.
+// dot = (sum_i x_i * w_i) >> 13 (exact int32: |sum| <= 16 * 2047 * 32767 < 2^31).
+// train: e = ((y << 12) - p) * lr; w_i = sat16(w_i + (((x_i << 3) * e) >> 16)).
+// The SSE2 form (pmaddwd, pmulhw, paddsw) computes exactly the same integers.
+constexpr int kLanes = 16;
+#if defined(__SSE2__)
+struct XVec {  // the 16 inputs, built once per bit in registers
+  __m128i v[2];
+  void set(const int16_t* x) {
+    v[0] = _mm_setr_epi16(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]);
+    v[1] = _mm_setr_epi16(x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15]);
+  }
+};
+#else
+struct XVec {
+  int16_t v[kLanes];
+  void set(const int16_t* x) { std::memcpy(v, x, sizeof v); }
+};
+#endif
+
+struct Mixer {
+  std::vector<int16_t> w;  // [sets][kLanes]
+  int16_t* cur = nullptr;
+  int dot = 0, pr = 2048;
+  explicit Mixer(size_t sets) : w(sets * kLanes, static_cast<int16_t>(kMixInit)) {}
+  static constexpr int kMixInit = 2458;  // ~0.3
+  int mix(const Logistic& l, const XVec& x, size_t set) {
+    cur = &w[set * kLanes];
+#if defined(__SSE2__)
+    __m128i a = _mm_madd_epi16(x.v[0], _mm_loadu_si128(reinterpret_cast<const __m128i*>(cur)));
+    a = _mm_add_epi32(a, _mm_madd_epi16(x.v[1], _mm_loadu_si128(reinterpret_cast<const __m128i*>(cur + 8))));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0x4e));
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, 0xb1));
+    int32_t s = _mm_cvtsi128_si32(a);
+#else
+    int32_t s = 0;
+    for (int i = 0; i < kLanes; ++i) s += int32_t{x.v[i]} * cur[i];
+#endif
+    s >>= 13;
+    dot = s > 2047 ? 2047 : s < -2047 ? -2047 : s;
+    pr = squash(l, dot);
+    return dot;
+  }
+  void update(const XVec& x, int y, int lr) {
+    const int e = ((y << 12) - pr) * lr;  // |e| <= 4095 * 7 < 2^15
+#if defined(__SSE2__)
+    const __m128i ve = _mm_set1_epi16(static_cast<int16_t>(e));
+    for (int k = 0; k < 2; ++k) {
+      const __m128i d = _mm_mulhi_epi16(_mm_slli_epi16(x.v[k], 3), ve);
+      __m128i* wp = reinterpret_cast<__m128i*>(cur + 8 * k);
+      _mm_storeu_si128(wp, _mm_adds_epi16(_mm_loadu_si128(wp), d));
+    }
+#else
+    for (int i = 0; i < kLanes; ++i) {
+      const int32_t d = (int32_t{static_cast<int16_t>(x.v[i] * 8)} * e) >> 16;
+      const int32_t v = cur[i] + d;
+      cur[i] = static_cast<int16_t>(v > 32767 ? 32767 : v < -32768 ? -32768 : v);
+    }
+#endif
+  }
+};
+
+class Predictor {
+ public:
+  Predictor(const uint8_t* buf, size_t len, const Model* model, const NetKernels& k)
+      : l_(L()), dt_(DT()), r16_(R16()), buf_(buf), len_(len), a1_(256, 7), a2_(33 * 8, 7),
+        mx1_(256), mx2_(64) {
+    if (model) net_ = std::make_unique<NetEval>(*model, k);
+    const uint32_t nb = pow2_at_least(len / 8, 1024, 1u << 18);
+    for (int i = 0; i < kHashed; ++i) {
+      uint32_t b = nb;
+      if (i == 0) b = std::min<uint32_t>(b, 1u << 16);  // order 2
+      mask_[i] = b - 1;
+      tab_[i].assign(static_cast<size_t>(b) * 16, kSlotInit);  // tag 0x8000 never matters
+    }
+    o0_.assign(256, kSmInit);
+    o1_.assign(256 * 17 * 16, kSlotInit);  // [c1][nibble bucket 0..16][nibble node 1..15]
+    mm_sm_.assign(64 * 2, kSmInit);
+    mbits_ = pow2_at_least(len / 2, 1024, 1u << 18);
+    mtab_.assign(mbits_, 0);
+    byte_update();
+  }
+
+  int p() {
+    const Logistic& l = l_;
+    int16_t* x = x_;
+    x[0] = stretch(l, static_cast<int>(o0_[c0_] >> 20));
+    {
+      o1slot_ = o1base_ + nib_;
+      const uint16_t s = *o1slot_;
+      x[1] = stretch(l, slot_p(s));
+    }
+    for (int i = 0; i < kHashed; ++i) {
+      slot_[i] = bucket_[i] + nib_;
+      const uint16_t s = *slot_[i];
+      x[2 + i] = stretch(l, slot_p(s));
+    }
+    x[7] = 0;
+    {
+    }
+    // Match model.
+    mctx_ = -1;
+    if (mlen_ > 0) {
+      const uint32_t expect = static_cast<uint32_t>(buf_[mptr_]) | 256u;
+      if ((expect >> (8 - bitpos_)) == c0_) {
+        const int ebit = (expect >> (7 - bitpos_)) & 1;
+        const int lq = mlen_ < 16 ? mlen_ : std::min(31, 12 + ilog2(mlen_));
+        mctx_ = lq * 2 + ebit;
+        const int st = stretch(l, static_cast<int>(mm_sm_[mctx_] >> 20));
+        x[8] = st;
+        const int conf = std::min(2047, lq * 64);
+        x[9] = ebit ? conf : -conf;
+      } else {
+        x[8] = x[9] = 0;
+      }
+    } else {
+      x[8] = x[9] = 0;
+    }
+    x[10] = static_cast<int16_t>(net_ ? net_->nibble_logit(nib_) : 0);
+    x[11] = 256;
+    const int lb = (mctx_ < 0) ? 0 : 1 + std::min(6, ilog2(mlen_));
+    xv_.set(x);
+    const int d1 = mx1_.mix(l, xv_, c0_);
+    const int d2 = mx2_.mix(l, xv_, static_cast<size_t>(lb * 8 + bitpos_));
+    dmix_ = (d1 + d2) >> 1;
+    pmix_ = squash(l, dmix_);
+    const int q1 = a1_.pp(l, pmix_, c0_, &aw1_, &ab1_);
+    a2base_ = (mctx_ < 0 ? 0u : 1u + static_cast<uint32_t>(std::min(mctx_ >> 1, 15) * 2 + (mctx_ & 1))) << 3;
+    const int q2 = a2_.pp(l, pmix_, a2ctx(), &aw2_, &ab2_);
+    int pr = (pmix_ + q1 + 2 * q2 + 2) >> 2;
+    pr_ = pr < 1 ? 1 : pr > 4095 ? 4095 : pr;
+    return pr_;
+  }
+
+  // Float version of the final probability (measurement only).
+  double p_float() const {
+    const double pm = 1.0 / (1.0 + std::exp(-dmix_ / 256.0));
+    auto ap = [](const Apm& a, uint32_t base, int w) {
+      return (a.t[base] * (128.0 - w) + a.t[base + 1] * w) / (128.0 * 65536.0);
+    };
+    const double q = (pm + ap(a1_, ab1_, aw1_) + 2 * ap(a2_, ab2_, aw2_)) / 4;
+    return std::clamp(q, 1e-9, 1 - 1e-9);
+  }
+
+  void update(int y) {
+    sm_update(o0_[c0_], y, 1023, dt_);
+    slot_update(*o1slot_, y, r16_);
+    for (int i = 0; i < kHashed; ++i) slot_update(*slot_[i], y, r16_);
+    if (mctx_ >= 0) sm_update(mm_sm_[mctx_], y, 1023, dt_);
+    mx1_.update(xv_, y, 5);
+    mx2_.update(xv_, y, 5);
+    a1_.update(y);
+    a2_.update(y);
+    c0_ = (c0_ << 1) | static_cast<uint32_t>(y);
+    nib_ = (nib_ << 1) | static_cast<uint32_t>(y);
+    ++bitpos_;
+    if (bitpos_ == 3) {
+      // The second-nibble buckets depend on the 4th bit: prefetch both candidates now.
+      for (int i = 0; i < kHashed; ++i) {
+        const uint32_t ca = c0_ << 1;
+        __builtin_prefetch(&tab_[i][static_cast<size_t>(hash32(h_[i], ca, 99) & mask_[i]) * 16]);
+        __builtin_prefetch(&tab_[i][static_cast<size_t>(hash32(h_[i], ca | 1, 99) & mask_[i]) * 16]);
+      }
+    } else if (bitpos_ == 4) {
+      nib_ = 1;
+      if (net_) net_->nibble_logits(1 + static_cast<int>(c0_ & 15));
+      o1base_ = &o1_[(c1_ * 17 + (c0_ & 15) + 1) * 16];
+      for (int i = 0; i < kHashed; ++i) find_bucket(i, hash32(h_[i], c0_, 99));
+    } else if (bitpos_ == 8) {
+      ++pos_;
+      byte_update();
+    }
+  }
+
+  size_t pos() const { return pos_; }
+
+ private:
+  // APM-2 context: match state (0 = none, else 1 + 2 * min(length class, 15) + expected bit) x bit
+  // position: it calibrates the match model's confidence.
+  uint32_t a2ctx() const { return a2base_ | static_cast<uint32_t>(bitpos_); }
+  static int ilog2(uint32_t v) { return 31 - __builtin_clz(v | 1); }
+
+  void find_bucket(int i, uint32_t h) {
+    uint16_t* b = &tab_[i][static_cast<size_t>(h & mask_[i]) * 16];
+    const uint16_t tag = static_cast<uint16_t>(h >> 16);
+    if (b[0] != tag) {
+      b[0] = tag;
+      for (int j = 1; j < 16; ++j) b[j] = kSlotInit;
+    }
+    bucket_[i] = b;
+  }
+
+  // Called with buf_[0 .. pos_) known.
+  void byte_update() {
+    const size_t pos = pos_;
+    if (pos > 0) {
+      const uint32_t c = buf_[pos - 1];
+      c8_ = (c8_ << 8) | (c4_ >> 24);
+      c4_ = (c4_ << 8) | c;
+      c1_ = c;
+      const uint32_t lc = (c >= 'A' && c <= 'Z') ? c + 32 : c;
+      if ((lc >= 'a' && lc <= 'z') || c >= 128) wh_ = (wh_ + lc + 1) * 0x3D4D51CBu;
+      else wh_ = 0;
+      // Match model: extend or look up.
+      if (mlen_ > 0 && buf_[mptr_] == c) {
+        ++mptr_;
+        if (mlen_ < 65535) ++mlen_;
+      } else {
+        mlen_ = 0;
+      }
+    }
+    if (pos >= static_cast<size_t>(kMinMatch)) {
+      const uint32_t hm = hash32(c4_, c8_ & 0xffff, 7) & (mbits_ - 1);
+      if (mlen_ == 0) {
+        const uint32_t cand = mtab_[hm];
+        if (cand > 0) {
+          uint32_t n = 0;
+          while (n < 64 && n < cand && buf_[cand - 1 - n] == buf_[pos - 1 - n]) ++n;
+          if (n >= static_cast<uint32_t>(kMinMatch)) {
+            mlen_ = n;
+            mptr_ = cand;
+          }
+        }
+      }
+      mtab_[hm] = static_cast<uint32_t>(pos);
+    }
+    if (mlen_ > 0 && mptr_ >= pos) mlen_ = 0;  // cannot happen; defensive
+    h_[0] = hash32(c4_ & 0xffff, 0, 2);
+    h_[1] = hash32(c4_ & 0xffffff, 0, 3);
+    h_[2] = hash32(c4_, 0, 4);
+    h_[3] = hash32(c4_, c8_ & 0xffff, 6);
+    h_[4] = hash32(wh_, c1_, 8);
+    // (sparse removed)
+    for (int i = 0; i < kHashed; ++i) __builtin_prefetch(&tab_[i][static_cast<size_t>(h_[i] & mask_[i]) * 16]);
+    // The network runs while the table lines load.
+    if (net_ && pos < len_) {
+      net_->set_context(buf_, pos);
+      net_->nibble_logits(0);
+      net_->prefetch_next(buf_, pos);
+    }
+    for (int i = 0; i < kHashed; ++i) find_bucket(i, h_[i]);
+    c0_ = 1;
+    nib_ = 1;
+    bitpos_ = 0;
+    o1base_ = &o1_[c1_ * 17 * 16];
+  }
+
+  const Logistic& l_;
+  const Dt& dt_;
+  const Rate16& r16_;
+  const uint8_t* buf_;
+  size_t len_;
+  size_t pos_ = 0;
+  uint32_t a2base_ = 0;
+  uint32_t c0_ = 1, nib_ = 1, c1_ = 0, c4_ = 0, c8_ = 0, wh_ = 0;
+  int bitpos_ = 0;
+  alignas(16) int16_t x_[kLanes] = {};
+  XVec xv_;
+  uint32_t h_[kHashed] = {};
+  uint32_t mask_[kHashed] = {};
+  std::vector<uint16_t> tab_[kHashed];
+  uint16_t* bucket_[kHashed] = {};
+  uint16_t* slot_[kHashed] = {};
+  std::vector<uint32_t> o0_;
+  std::vector<uint16_t> o1_;
+  uint16_t* o1base_ = nullptr;
+  uint16_t* o1slot_ = nullptr;
+  std::vector<uint32_t> mm_sm_;
+  std::vector<uint32_t> mtab_;
+  uint32_t mbits_ = 0;
+  uint32_t mlen_ = 0, mptr_ = 0;
+  int mctx_ = -1;
+  Apm a1_, a2_;
+  Mixer mx1_, mx2_;
+  int dmix_ = 0, pmix_ = 2048, pr_ = 2048;
+  int aw1_ = 0, aw2_ = 0;
+  uint32_t ab1_ = 0, ab2_ = 0;
+  std::unique_ptr<NetEval> net_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Binary arithmetic coder (carryless, 32-bit, as in lpaq): p = P(bit = 1) in 1..4095 / 4096.
+// xmid = x1 + ((x2 - x1) * p >> 12) computed in 64 bits; bit 1 takes [x1, xmid].
+class Encoder {
+ public:
+  explicit Encoder(std::vector<uint8_t>* out) : out_(out) {}
+  void code(int y, int p) {
+    const uint32_t xmid = x1_ + static_cast<uint32_t>((static_cast<uint64_t>(x2_ - x1_) * static_cast<uint32_t>(p)) >> 12);
+    if (y) x2_ = xmid;
+    else x1_ = xmid + 1;
+    while (((x1_ ^ x2_) & 0xff000000u) == 0) {
+      out_->push_back(static_cast<uint8_t>(x2_ >> 24));
+      x1_ <<= 8;
+      x2_ = (x2_ << 8) | 255;
+    }
+  }
+  void flush() {
+    for (int i = 0; i < 4; ++i) {
+      out_->push_back(static_cast<uint8_t>(x1_ >> 24));
+      x1_ <<= 8;
+    }
+  }
+
+ private:
+  std::vector<uint8_t>* out_;
+  uint32_t x1_ = 0, x2_ = 0xffffffffu;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(std::span<const uint8_t> in) : in_(in) {
+    for (int i = 0; i < 4; ++i) x_ = (x_ << 8) | next();
+  }
+  int code(int p) {
+    const uint32_t xmid = x1_ + static_cast<uint32_t>((static_cast<uint64_t>(x2_ - x1_) * static_cast<uint32_t>(p)) >> 12);
+    const int y = x_ <= xmid;
+    if (y) x2_ = xmid;
+    else x1_ = xmid + 1;
+    while (((x1_ ^ x2_) & 0xff000000u) == 0) {
+      x1_ <<= 8;
+      x2_ = (x2_ << 8) | 255;
+      x_ = (x_ << 8) | next();
+    }
+    return y;
+  }
+  bool overrun() const { return overrun_; }
+  size_t consumed() const { return pos_; }
+
+ private:
+  uint32_t next() {
+    if (pos_ < in_.size()) return in_[pos_++];
+    overrun_ = true;
+    return 0;
+  }
+  std::span<const uint8_t> in_;
+  size_t pos_ = 0;
+  bool overrun_ = false;
+  uint32_t x1_ = 0, x2_ = 0xffffffffu, x_ = 0;
+};
+
+}  // namespace
+
+Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa isa, size_t budget,
+                           std::vector<uint8_t>* out, CoderStats* stats) {
+  try {
+    out->clear();
+    out->reserve(std::min(budget, raw.size() + 16) + 8);
+    Encoder enc(out);
+    Predictor pred(raw.data(), raw.size(), model, kernels_for(resolve_isa(isa)));
+    for (size_t i = 0; i < raw.size(); ++i) {
+      const uint32_t c = raw[i];
+      for (int b = 7; b >= 0; --b) {
+        const int y = (c >> b) & 1;
+        const int p = pred.p();
+        if (stats) {
+          const double pf = pred.p_float();
+          stats->ideal_bits_hp += -std::log2(y ? pf : 1 - pf);
+          stats->ideal_bits_q += -std::log2(y ? p / 4096.0 : 1 - p / 4096.0);
+          ++stats->bits;
+        }
+        enc.code(y, p);
+        pred.update(y);
+      }
+      if (out->size() > budget) return false;
+    }
+    enc.flush();
+    if (stats) stats->payload_bytes = out->size();
+    return out->size() <= budget;
+  } catch (const std::bad_alloc&) {
+    return Status::Error(ErrorCode::kInternal, "neural encode: out of memory");
+  }
+}
+
+Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const Model* model, Isa isa,
+                     std::vector<uint8_t>* out) {
+  try {
+    out->assign(raw_len, 0);
+    Decoder dec(payload);
+    if (dec.overrun()) return Status::Error(ErrorCode::kCorrupt, "neural payload truncated");
+    Predictor pred(out->data(), raw_len, model, kernels_for(resolve_isa(isa)));
+    uint8_t* o = out->data();
+    for (uint32_t i = 0; i < raw_len; ++i) {
+      uint32_t c = 0;
+      for (int b = 0; b < 8; ++b) {
+        const int y = dec.code(pred.p());
+        c = (c << 1) | static_cast<uint32_t>(y);
+        if (b == 7) o[i] = static_cast<uint8_t>(c);  // byte visible before the byte update
+        pred.update(y);
+      }
+      if (dec.overrun()) return Status::Error(ErrorCode::kCorrupt, "neural payload truncated or corrupt (overrun)");
+    }
+    if (dec.consumed() != payload.size())
+      return Status::Error(ErrorCode::kCorrupt, "neural payload has trailing bytes");
+    return Status::Ok();
+  } catch (const std::bad_alloc&) {
+    return Status::Error(ErrorCode::kInternal, "neural decode: out of memory");
+  }
+}
+
+}  // namespace dzfs::codec::detail

@@ -1,0 +1,32 @@
+// Internal: the neural payload coder (context mixing + match model + network -> binary
+// arithmetic coder). See codec/FORMAT.md "Neural payload" for the normative description.
+#pragma once
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "codec/isa.h"
+#include "codec/model.h"
+#include "codec/status.h"
+
+namespace dzfs::codec::detail {
+
+// Optional measurement of the cost of probability quantization (tests / bench only).
+struct CoderStats {
+  double ideal_bits_hp = 0;   // sum -log2 P(bit) using the unquantized (float) final probability
+  double ideal_bits_q = 0;    // sum -log2 P(bit) using the 12-bit probability actually coded
+  uint64_t bits = 0;          // number of binary decisions coded
+  uint64_t payload_bytes = 0; // arithmetic coder output
+};
+
+// Encodes raw into out. If the payload would exceed budget bytes, stops early and returns
+// false (out is then unspecified). model may be null (network input is 0).
+Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa isa, size_t budget,
+                           std::vector<uint8_t>* out, CoderStats* stats = nullptr);
+
+// Decodes exactly raw_len bytes from payload. Errors if the payload is overrun or not consumed
+// exactly (never returns wrong-length output).
+Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const Model* model, Isa isa,
+                     std::vector<uint8_t>* out);
+
+}  // namespace dzfs::codec::detail

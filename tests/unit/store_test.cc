@@ -1,0 +1,293 @@
+// Store and StoreConfig: mkfs/open rules, the writer lock, batched commits, crash rollback,
+// version checks, and dzfs.conf parsing.
+#include "index/store.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
+#include "fs/volume.h"
+#include "index/fsck.h"
+#include "index/schema.h"
+#include "index/sqlite_db.h"
+#include "index/store_config.h"
+#include "tests/unit/test_util.h"
+
+namespace dzfs {
+namespace {
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::trunc);
+  f << text;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+TEST(StoreTest, MkfsRules) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  ASSERT_TRUE(Store::mkfs(dir, {}).ok());
+  EXPECT_EQ(Store::mkfs(dir, {}).code(), EEXIST) << "mkfs over an existing volume";
+  // A non-empty directory that is not a volume is refused and left alone.
+  const std::string other = tmp.path() + "/other";
+  ASSERT_EQ(::mkdir(other.c_str(), 0700), 0);
+  write_file(other + "/precious", "data");
+  EXPECT_EQ(Store::mkfs(other, {}).code(), ENOTEMPTY);
+  EXPECT_EQ(read_file(other + "/precious"), "data");
+  EXPECT_FALSE(std::filesystem::exists(other + "/index.db"));
+  // A file in the way.
+  write_file(tmp.path() + "/file", "x");
+  EXPECT_EQ(Store::mkfs(tmp.path() + "/file", {}).code(), ENOTDIR);
+  // Invalid parameters are refused before anything is created.
+  StoreConfig bad;
+  bad.chunk_avg = 48 * 1024;
+  EXPECT_EQ(Store::mkfs(tmp.path() + "/bad", bad).code(), EINVAL);
+  EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/bad/dzfs.conf"));
+  // An empty existing directory is fine; the config is what was asked, with a uuid.
+  const std::string empty = tmp.path() + "/empty";
+  ASSERT_EQ(::mkdir(empty.c_str(), 0700), 0);
+  StoreConfig cfg;
+  cfg.chunk_min = 4096;
+  cfg.chunk_avg = 16384;
+  cfg.chunk_max = 65536;
+  cfg.zstd_level = 7;
+  cfg.verify_dedup = true;
+  ASSERT_TRUE(Store::mkfs(empty, cfg).ok());
+  auto loaded = StoreConfig::load(empty);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  EXPECT_EQ(loaded->chunk_min, 4096u);
+  EXPECT_EQ(loaded->chunk_avg, 16384u);
+  EXPECT_EQ(loaded->chunk_max, 65536u);
+  EXPECT_EQ(loaded->zstd_level, 7);
+  EXPECT_TRUE(loaded->verify_dedup);
+  EXPECT_EQ(loaded->format_version, kFormatVersion);
+  EXPECT_EQ(loaded->uuid.size(), 36u);
+  EXPECT_NE(loaded->uuid, StoreConfig::load(dir)->uuid) << "two volumes share a uuid";
+}
+
+TEST(StoreTest, OpenNonVolumeIsEnoent) {
+  test::TempDir tmp;
+  auto st = Store::open(tmp.path(), {});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), ENOENT);
+}
+
+TEST(StoreTest, OneWriterAtATime) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  auto a = test::make_store(dir);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(Store::lock_holder(dir), getpid());
+  auto b = Store::open(dir, {});
+  ASSERT_FALSE(b.ok()) << "a second writer opened the volume";
+  EXPECT_EQ(b.status().code(), EBUSY);
+  EXPECT_NE(b.status().message().find(std::to_string(getpid())), std::string::npos) << b.status().message();
+  // Readers may open beside the writer.
+  StoreOptions ro;
+  ro.readonly = true;
+  auto r = Store::open(dir, ro);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  r->reset();
+  a.reset();
+  EXPECT_EQ(Store::lock_holder(dir), 0);
+  auto c = Store::open(dir, {});
+  EXPECT_TRUE(c.ok()) << c.status().message();
+}
+
+TEST(StoreTest, ReadersSeeOnlyCommittedState) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  auto w = test::make_store(dir);
+  ASSERT_TRUE(w);
+  StoreOptions ro;
+  ro.readonly = true;
+  auto r = test::open_store(dir, ro);
+  ASSERT_TRUE(r);
+  std::string d = test::random_bytes(10000, 1);
+  auto id = w->chunks.put(reinterpret_cast<const uint8_t*>(d.data()), d.size());
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(test::sql_i64(*w, "SELECT COUNT(*) FROM chunks"), 1);
+  EXPECT_EQ(test::sql_i64(*r, "SELECT COUNT(*) FROM chunks"), 0) << "a reader saw an uncommitted row";
+  ASSERT_TRUE(w->commit().ok());
+  EXPECT_EQ(test::sql_i64(*r, "SELECT COUNT(*) FROM chunks"), 1);
+  auto got = r->chunks.get(*id);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  EXPECT_TRUE(**got == d);
+  EXPECT_EQ(r->chunks.put(reinterpret_cast<const uint8_t*>("x"), 1).status().code(), EROFS);
+  EXPECT_TRUE(r->commit().ok()) << "commit of a read-only store is a no-op";
+}
+
+// A process that dies without committing leaves the volume at its last commit.
+TEST(StoreTest, CrashRollsBackToLastCommit) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  ASSERT_TRUE(Store::mkfs(dir, {}).ok());
+  const std::string kept = test::random_bytes(300000, 1), lost = test::random_bytes(300000, 2);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto st = Store::open(dir, {});
+    if (!st.ok()) _exit(10);
+    Volume vol(**st, VolumeOptions{});
+    struct stat a {}, b {};
+    if (!vol.mknod(kRootIno, "kept", S_IFREG | 0644, 0, Caller{}, a).ok()) _exit(11);
+    if (!vol.write(a.st_ino, 0, kept.data(), kept.size()).ok() || !vol.flush(a.st_ino).ok()) _exit(12);
+    if (!(*st)->commit().ok()) _exit(13);
+    if (!vol.mknod(kRootIno, "lost", S_IFREG | 0644, 0, Caller{}, b).ok()) _exit(14);
+    if (!vol.write(b.st_ino, 0, lost.data(), lost.size()).ok() || !vol.flush(b.st_ino).ok()) _exit(15);
+    if (!vol.write(a.st_ino, 0, lost.data(), 1000).ok() || !vol.flush(a.st_ino).ok()) _exit(16);
+    _exit(0);  // no destructors: no final commit
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  ASSERT_EQ(WEXITSTATUS(status), 0) << "child step failed";
+  auto st = test::open_store(dir);
+  ASSERT_TRUE(st);
+  Volume vol(*st, VolumeOptions{});
+  ASSERT_TRUE(vol.recover().ok());
+  struct stat s {};
+  ASSERT_TRUE(vol.lookup(kRootIno, "kept", s).ok());
+  EXPECT_EQ(vol.lookup(kRootIno, "lost", s).code(), ENOENT);
+  ASSERT_TRUE(vol.lookup(kRootIno, "kept", s).ok());
+  std::string got;
+  ASSERT_TRUE(vol.read(s.st_ino, 0, 1u << 20, got).ok());
+  EXPECT_TRUE(got == kept) << "the file is not in its committed state";
+  auto r = check_volume(*st);
+  ASSERT_TRUE(r.ok());
+  for (auto& p : r->problems) ADD_FAILURE() << "fsck: " << p;
+}
+
+TEST(StoreTest, NewerVersionsAreRefused) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  ASSERT_TRUE(Store::mkfs(dir, {}).ok());
+  const std::string conf = read_file(dir + "/dzfs.conf");
+  std::string newer = conf;
+  newer.replace(newer.find("format_version = 1"), 18, "format_version = 2");
+  write_file(dir + "/dzfs.conf", newer);
+  auto st = Store::open(dir, {});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.status().code(), EPROTO);
+  write_file(dir + "/dzfs.conf", conf);
+  {
+    auto ok = test::open_store(dir);
+    ASSERT_TRUE(ok);
+    test::sql_exec(*ok, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  }
+  auto st2 = Store::open(dir, {});
+  ASSERT_FALSE(st2.ok());
+  EXPECT_EQ(st2.status().code(), EPROTO);
+}
+
+TEST(SqliteDbTest, StatementsErrorsAndFullDatabase) {
+  test::TempDir tmp;
+  auto db = SqliteDb::open(tmp.path() + "/t.db", false);
+  ASSERT_TRUE(db.ok()) << db.status().message();
+  std::unique_ptr<SqliteDb> d(*db);
+  ASSERT_TRUE(d->exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)").ok());
+  EXPECT_EQ(d->exec("CREATE TABLE t(x)").code(), EIO);
+  Stmt bad = d->prepare("SELECT nope FROM nowhere");
+  EXPECT_FALSE(bad.step());
+  EXPECT_EQ(bad.done_status().code(), EIO);
+  EXPECT_EQ(bad.run().code(), EIO);
+  ASSERT_TRUE(d->begin_batch().ok());
+  EXPECT_TRUE(d->in_batch());
+  {
+    Stmt ins = d->prepare("INSERT INTO t(k, v) VALUES (?, ?)");
+    ins.bind(1, int64_t(7)).bind_blob(2, std::string("a\0b", 3));
+    ASSERT_TRUE(ins.run().ok());
+    EXPECT_EQ(d->changes(), 1);
+    EXPECT_EQ(d->last_rowid(), 7);
+  }
+  {
+    // Duplicate key: an error status, not a crash or a silent success.
+    Stmt ins = d->prepare("INSERT INTO t(k, v) VALUES (?, ?)");
+    ins.bind(1, int64_t(7)).bind_blob(2, std::string("x"));
+    EXPECT_EQ(ins.run().code(), EIO);
+  }
+  {
+    Stmt sel = d->prepare("SELECT v, k FROM t WHERE k = ?");
+    sel.bind(1, uint64_t(7));
+    ASSERT_TRUE(sel.step());
+    EXPECT_EQ(sel.blob(0), std::string("a\0b", 3));
+    EXPECT_EQ(sel.i64(1), 7);
+    EXPECT_FALSE(sel.step());
+    EXPECT_TRUE(sel.done_status().ok());
+  }
+  ASSERT_TRUE(d->commit_batch().ok());
+  EXPECT_FALSE(d->in_batch());
+  // A full database is ENOSPC (what a full disk looks like to the index).
+  ASSERT_TRUE(d->exec("PRAGMA max_page_count = 20").ok());
+  Status full;
+  std::string big(100000, 'z');
+  for (int i = 0; i < 100 && full.ok(); ++i) {
+    Stmt ins = d->prepare("INSERT INTO t(v) VALUES (?)");
+    ins.bind_blob(1, big);
+    full = ins.run();
+  }
+  EXPECT_EQ(full.code(), ENOSPC) << full.message();
+}
+
+TEST(StoreConfigTest, TextRoundTrip) {
+  StoreConfig c;
+  c.chunk_min = 2048;
+  c.chunk_avg = 8192;
+  c.chunk_max = 1 << 20;
+  c.zstd_level = 19;
+  c.verify_dedup = true;
+  c.uuid = "0f8fad5b-d9cb-469f-a165-70867728950e";
+  auto p = StoreConfig::parse(c.to_text());
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(p->chunk_min, c.chunk_min);
+  EXPECT_EQ(p->chunk_avg, c.chunk_avg);
+  EXPECT_EQ(p->chunk_max, c.chunk_max);
+  EXPECT_EQ(p->zstd_level, 19);
+  EXPECT_TRUE(p->verify_dedup);
+  EXPECT_EQ(p->uuid, c.uuid);
+  EXPECT_EQ(p->format_version, kFormatVersion);
+  // Whitespace and CRLF line ends are tolerated.
+  auto q = StoreConfig::parse("# comment\r\nformat_version=1\r\n  chunk_min\t=  4096 \r\nchunk_avg = 16384\nchunk_max = 65536\n");
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  EXPECT_EQ(q->chunk_min, 4096u);
+}
+
+TEST(StoreConfigTest, Validation) {
+  auto bad = [](const char* text) {
+    auto p = StoreConfig::parse(text);
+    EXPECT_FALSE(p.ok()) << text;
+    return p.ok() ? 0 : p.status().code();
+  };
+  EXPECT_EQ(bad("chunk_min = 4096\n"), EINVAL) << "no format_version";
+  EXPECT_EQ(bad("format_version = 1\nchunk_avg = 50000\n"), EINVAL) << "avg not a power of two";
+  EXPECT_EQ(bad("format_version = 1\nchunk_min = 512\n"), EINVAL) << "min below 1 KiB";
+  EXPECT_EQ(bad("format_version = 1\nchunk_max = 33554432\n"), EINVAL) << "max above 16 MiB";
+  EXPECT_EQ(bad("format_version = 1\nchunk_min = 65536\n"), EINVAL) << "min not below avg";
+  EXPECT_EQ(bad("format_version = 1\nzstd_level = 23\n"), EINVAL);
+  EXPECT_EQ(bad("format_version = 1\nzstd_level = 0\n"), EINVAL);
+  EXPECT_EQ(bad("format_version = 1\nchunk_min = lots\n"), EINVAL);
+  EXPECT_EQ(bad("format_version = 1\nchunk_min = 4294967296\n"), EINVAL);
+  EXPECT_EQ(bad("format_version = 1\njust words\n"), EINVAL);
+  EXPECT_EQ(bad("format_version = 9\n"), EPROTO);
+  StoreConfig c;
+  EXPECT_TRUE(c.validate().ok()) << "the defaults are valid";
+}
+
+// store_config.cc says unknown keys are ignored within a format version (a later minor release
+// may add one). That must hold whatever the value looks like, not only for numbers.
+TEST(StoreConfigTest, UnknownKeysAreIgnored) {
+  auto p = StoreConfig::parse("format_version = 1\nfuture_number = 42\n");
+  EXPECT_TRUE(p.ok()) << p.status().message();
+  auto q = StoreConfig::parse("format_version = 1\nneural_model = small-v2\n");
+  EXPECT_TRUE(q.ok()) << "an unknown key with a text value made the volume unopenable: " << q.status().message();
+}
+
+}  // namespace
+}  // namespace dzfs
