@@ -74,6 +74,30 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
     rec.codec = kCodecRaw;
     rec.payload.assign(reinterpret_cast<const char*>(data), n);
   }
+  int64_t id = 0;
+  DZ_RETURN_IF_ERROR(append_then_index(rec, [&](const PackLocation& loc) -> Status {
+    Stmt ins = index_.db->prepare(
+        "INSERT INTO chunks(hash, raw_len, refcount, pack, off, stored_len, codec, created) "
+        "VALUES (?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING");
+    ins.bind_blob(1, h.b, 16).bind(2, uint64_t(n)).bind(3, loc.pack).bind(4, loc.off);
+    ins.bind(5, loc.stored_len).bind(6, int(rec.codec)).bind(7, int64_t(time(nullptr)));
+    DZ_RETURN_IF_ERROR(ins.run());
+    if (index_.db->changes() == 1) {
+      id = index_.db->last_rowid();
+    } else {  // another thread stored the same chunk meanwhile; our record is garbage for gc
+      Stmt s = index_.db->prepare("SELECT id FROM chunks WHERE hash = ?");
+      s.bind_blob(1, h.b, 16);
+      if (s.step()) id = s.i64(0);
+      DZ_RETURN_IF_ERROR(s.done_status());
+      if (!id) return Status::Error(EIO, "chunk vanished from the index during insert");
+    }
+    pin(id);
+    return Status::Ok();
+  }));
+  return id;
+}
+
+Status ChunkStore::append_then_index(const ChunkRecord& rec, const std::function<Status(const PackLocation&)>& update) {
   ++in_flight_;
   auto loc = packs_.append(rec);
   if (!loc.ok()) {
@@ -81,28 +105,9 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
     return loc.status();
   }
   std::lock_guard<std::mutex> g(index_.mu);
-  struct Done {
-    std::atomic<int>& n;
-    ~Done() { --n; }  // after the insert, still under IndexDb::mu
-  } done{in_flight_};
-  Stmt ins = index_.db->prepare(
-      "INSERT INTO chunks(hash, raw_len, refcount, pack, off, stored_len, codec, created) "
-      "VALUES (?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING");
-  ins.bind_blob(1, h.b, 16).bind(2, uint64_t(n)).bind(3, loc->pack).bind(4, loc->off);
-  ins.bind(5, loc->stored_len).bind(6, int(rec.codec)).bind(7, int64_t(time(nullptr)));
-  DZ_RETURN_IF_ERROR(ins.run());
-  int64_t id = 0;
-  if (index_.db->changes() == 1) {
-    id = index_.db->last_rowid();
-  } else {  // another thread stored the same chunk meanwhile; our record is garbage for gc
-    Stmt s = index_.db->prepare("SELECT id FROM chunks WHERE hash = ?");
-    s.bind_blob(1, h.b, 16);
-    if (s.step()) id = s.i64(0);
-    DZ_RETURN_IF_ERROR(s.done_status());
-    if (!id) return Status::Error(EIO, "chunk vanished from the index during insert");
-  }
-  pin(id);
-  return id;
+  Status s = update(*loc);
+  --in_flight_;  // still under IndexDb::mu, after the row names the record
+  return s;
 }
 
 Result<bool> ChunkStore::recode(int64_t id, const PackLocation& expected, uint8_t codec, std::string payload,
@@ -120,25 +125,19 @@ Result<bool> ChunkStore::recode(int64_t id, const PackLocation& expected, uint8_
   }
   rec.codec = codec;
   rec.payload = std::move(payload);
-  ++in_flight_;
-  auto loc = packs_.append(rec);
-  if (!loc.ok()) {
-    --in_flight_;
-    return loc.status();
-  }
-  std::lock_guard<std::mutex> g(index_.mu);
-  struct Done {
-    std::atomic<int>& n;
-    ~Done() { --n; }
-  } done{in_flight_};
-  Stmt u = index_.db->prepare(
-      "UPDATE chunks SET pack = ?, off = ?, stored_len = ?, codec = ?, model = ?, tier_done = 1 "
-      "WHERE id = ? AND pack = ? AND off = ?");
-  u.bind(1, loc->pack).bind(2, loc->off).bind(3, loc->stored_len).bind(4, int(codec));
-  if (model_id.empty()) u.bind_null(5); else u.bind_text(5, model_id);
-  u.bind(6, id).bind(7, expected.pack).bind(8, expected.off);
-  DZ_RETURN_IF_ERROR(u.run());
-  return index_.db->changes() == 1;  // if not, the new record is garbage for gc
+  bool switched = false;
+  DZ_RETURN_IF_ERROR(append_then_index(rec, [&](const PackLocation& loc) -> Status {
+    Stmt u = index_.db->prepare(
+        "UPDATE chunks SET pack = ?, off = ?, stored_len = ?, codec = ?, model = ?, tier_done = 1 "
+        "WHERE id = ? AND pack = ? AND off = ?");
+    u.bind(1, loc.pack).bind(2, loc.off).bind(3, loc.stored_len).bind(4, int(codec));
+    if (model_id.empty()) u.bind_null(5); else u.bind_text(5, model_id);
+    u.bind(6, id).bind(7, expected.pack).bind(8, expected.off);
+    DZ_RETURN_IF_ERROR(u.run());
+    switched = index_.db->changes() == 1;  // if not, the new record is garbage for gc
+    return Status::Ok();
+  }));
+  return switched;
 }
 
 void ChunkStore::pin(int64_t id) {

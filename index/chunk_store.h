@@ -56,6 +56,9 @@ class ChunkStore {
  private:
   Result<std::string> decode(const ChunkRecord& rec);
   Result<ChunkBytes> get_once(int64_t id, PackLocation& loc);
+  // Appends rec to a pack, then runs `update` with its location under IndexDb::mu; the record
+  // counts as in flight (appends_in_flight) until the update has run.
+  Status append_then_index(const ChunkRecord& rec, const std::function<Status(const PackLocation&)>& update);
   void pin(int64_t id);
 
   IndexDb& index_;
