@@ -32,6 +32,15 @@ Result<Backlog> recompress_backlog(Store& st) {
   return b;
 }
 
+Status queue_model_migration(Store& st) {
+  auto cur = st.models->current();
+  if (!cur) return Status::Error(ENOENT, "the volume has no usable current model");
+  std::lock_guard<std::mutex> g(st.index.mu);
+  Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 0 WHERE codec = ? AND model IS NOT ?");
+  u.bind(1, int(kCodecNeural)).bind_text(2, cur->id().hex());
+  return u.run();
+}
+
 Recompressor::Recompressor(Store& store, RecompressOptions opts) : store_(store), opts_(std::move(opts)) {}
 
 Recompressor::~Recompressor() {
@@ -57,14 +66,14 @@ Result<std::vector<Recompressor::Claim>> Recompressor::claim(int settle_secs) {
   std::lock_guard<std::mutex> gi(store_.index.mu);
   std::lock_guard<std::mutex> g(mu_);
   Stmt s = store_.index.db->prepare(
-      "SELECT id, pack, off, stored_len FROM chunks WHERE tier_done = 0 AND refcount > 0 AND created <= ? "
+      "SELECT id, pack, off, stored_len, codec FROM chunks WHERE tier_done = 0 AND refcount > 0 AND created <= ? "
       "ORDER BY created LIMIT ?");
   s.bind(1, int64_t(time(nullptr)) - settle_secs).bind(2, int64_t(opts_.batch) * (opts_.threads + 1));
   while (s.step() && int(out.size()) < opts_.batch) {
     int64_t id = s.i64(0);
     if (claimed_.count(id)) continue;
     claimed_.insert(id);
-    out.push_back({id, {uint32_t(s.i64(1)), uint64_t(s.i64(2)), uint32_t(s.i64(3))}});
+    out.push_back({id, {uint32_t(s.i64(1)), uint64_t(s.i64(2)), uint32_t(s.i64(3))}, s.i64(4) == kCodecNeural});
   }
   DZ_RETURN_IF_ERROR(s.done_status());
   return out;
@@ -93,7 +102,7 @@ Status Recompressor::process(const Claim& c) {
   int64_t t0 = mono_ns();
   std::span<const uint8_t> in(reinterpret_cast<const uint8_t*>((*raw)->data()), (*raw)->size());
   auto frame = codec::encode_frame(codec::CodecId::kNeural, in, model.get());
-  bool smaller = frame.ok() && double(frame->size()) <= double(c.loc.stored_len) * (1.0 - opts_.margin);
+  bool smaller = frame.ok() && (c.migrate || double(frame->size()) <= double(c.loc.stored_len) * (1.0 - opts_.margin));
   if (smaller) {
     // The frame counts only if it decodes to exactly the chunk's bytes.
     codec::ModelSet set;

@@ -39,6 +39,8 @@ struct Backlog {
   uint64_t chunks = 0, raw_bytes = 0;
 };
 Result<Backlog> recompress_backlog(Store& store);
+// Queues every neural chunk whose model is not the current one for re-encoding with it.
+Status queue_model_migration(Store& store);
 
 class Recompressor {
  public:
@@ -54,6 +56,7 @@ class Recompressor {
   struct Claim {
     int64_t id;
     PackLocation loc;
+    bool migrate;  // neural under an older model: moved to the current one to retire the old
   };
   void worker();
   Result<std::vector<Claim>> claim(int settle_secs);
