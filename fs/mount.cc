@@ -61,6 +61,7 @@ static int serve(const MountOptions& o, int report_fd) {
   VolumeOptions vo;
   vo.writeback_cache = o.writeback;
   vo.dirty_limit = o.dirty_mb << 20;
+  vo.readahead_threads = std::max(2, int(std::thread::hardware_concurrency()));
   Volume volume(**store, vo);
   Status s = volume.recover();
   if (s.ok()) s = (*store)->commit();

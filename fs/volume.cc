@@ -49,7 +49,10 @@ class Savepoint {
 };
 
 Volume::Volume(Store& store, VolumeOptions opts)
-    : store_(store), opts_(opts), chunker_(store.cfg.chunk_min, store.cfg.chunk_avg, store.cfg.chunk_max) {}
+    : store_(store), opts_(opts), chunker_(store.cfg.chunk_min, store.cfg.chunk_avg, store.cfg.chunk_max) {
+  if (opts_.readahead_threads > 0)
+    prefetcher_ = std::make_unique<ChunkPrefetcher>(store_.chunks, opts_.readahead_threads);
+}
 
 Status Volume::recover() {
   std::lock_guard<std::mutex> g(store_.index.mu);
@@ -561,10 +564,39 @@ Status Volume::read(uint64_t ino, uint64_t off, size_t n, std::string& out) {
     n = size_t(std::min<uint64_t>(n, size - off));
     DZ_RETURN_IF_ERROR(load_extents(*store_.index.db, ino, off, n, store_.cfg.chunk_max, extents));
   }
+  read_ahead(ino, off, off + n, size);
   out.resize(n);
   Status s = read_extents(store_.chunks, extents, off, n, out.data());
   if (!s.ok()) log_error("read of inode " + std::to_string(ino) + " at " + std::to_string(off) + ": " + s.message());
   return s;
+}
+
+// A read that starts where the previous one ended asks the prefetcher for the chunks of the next
+// readahead_bytes, so they decode in parallel while the reader works through this one.
+void Volume::read_ahead(uint64_t ino, uint64_t off, uint64_t end, uint64_t size) {
+  if (!prefetcher_) return;
+  bool sequential;
+  {
+    std::lock_guard<std::mutex> g(table_mu_);
+    auto it = table_.find(ino);
+    if (it == table_.end()) return;
+    sequential = off == 0 || it->second.last_read_end == off;
+    it->second.last_read_end = end;
+  }
+  if (!sequential) return;
+  ExtentMap ahead;
+  {
+    std::lock_guard<std::mutex> g(store_.index.mu);
+    uint64_t from = end >= size ? (size > 0 ? size - 1 : 0) : end;
+    if (!load_extents(*store_.index.db, ino, from, opts_.readahead_bytes, 0, ahead).ok()) return;
+  }
+  if (end < size) {
+    for (auto& [o, e] : ahead) prefetcher_->want(e.chunk);
+  } else if (!ahead.empty()) {
+    // The whole file was read: a restore reads files in about the order they were backed up,
+    // and chunk ids follow that order, so the next ids are the next files' chunks.
+    for (int64_t id = ahead.rbegin()->second.chunk + 1, n = 0; n < 4; ++id, ++n) prefetcher_->want(id);
+  }
 }
 
 Status Volume::write(uint64_t ino, uint64_t off, const char* data, size_t n) {

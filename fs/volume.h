@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "fs/file_state.h"
+#include "index/chunk_prefetcher.h"
 #include "index/store.h"
 
 namespace dzfs {
@@ -28,6 +29,8 @@ namespace dzfs {
 struct VolumeOptions {
   bool writeback_cache = true;  // the kernel then owns mtime/ctime of written files
   size_t dirty_limit = 64u << 20;
+  int readahead_threads = 0;    // decode-ahead threads for sequential reads (0: off)
+  uint64_t readahead_bytes = 4u << 20;
 };
 
 struct Caller {
@@ -85,6 +88,7 @@ class Volume {
  private:
   struct InodeRef {
     uint64_t nlookup = 0;
+    uint64_t last_read_end = 0;  // sequential-read detection for decode-ahead
     int nopen = 0;
     std::shared_ptr<FileState> state;
   };
@@ -100,10 +104,12 @@ class Volume {
   bool in_use_locked(uint64_t ino);  // takes table_mu_
   void maybe_delete(uint64_t ino);
   void maybe_drop_state(uint64_t ino, const std::shared_ptr<FileState>& st);
+  void read_ahead(uint64_t ino, uint64_t off, uint64_t end, uint64_t size);
 
   Store& store_;
   VolumeOptions opts_;
   Chunker chunker_;
+  std::unique_ptr<ChunkPrefetcher> prefetcher_;
   std::atomic<int64_t> last_write_ns_{0};  // background work pauses while ingest is busy
   std::mutex table_mu_;
   std::unordered_map<uint64_t, InodeRef> table_;

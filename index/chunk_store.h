@@ -39,6 +39,7 @@ class ChunkStore {
   void unpin(int64_t id);
   bool pinned(int64_t id) const;
   void forget_cached(int64_t id) { cache_.erase(id); }
+  bool cached(int64_t id) { return cache_.get(id) != nullptr; }
   // Stores a new encoding of chunk `id` (same raw bytes) and points the chunk at it, if the chunk
   // still lies at `expected` (gc may have moved it: then nothing changes and false is returned).
   // The caller has verified that `payload` decodes to the chunk's raw bytes.

@@ -931,7 +931,11 @@ TEST_F(VolumeTest, ConcurrentWritersReadersCommitsAndGc) {
 
   constexpr int kWriters = 4;
   std::vector<uint64_t> inos;
-  for (int i = 0; i < kWriters; ++i) inos.push_back(mkfile(kRoot, "w" + std::to_string(i)));
+  for (int i = 0; i < kWriters; ++i) {
+    std::string name = std::to_string(i);
+    name.insert(name.begin(), 'w');  // not "w" + ...: GCC 12 warns falsely (-Wrestrict) on that
+    inos.push_back(mkfile(kRoot, name));
+  }
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0}, gc_passes{0}, moved{0};
   std::vector<std::string> models(kWriters);
