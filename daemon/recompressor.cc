@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <ctime>
+#include <span>
 
 #include "codec/frame.h"
 #include "index/log.h"
@@ -33,12 +34,39 @@ Result<Backlog> recompress_backlog(Store& st) {
 }
 
 Status queue_model_migration(Store& st) {
-  auto cur = st.models->current();
-  if (!cur) return Status::Error(ENOENT, "the volume has no usable current model");
+  auto active = st.models->active();
+  if (active.empty()) return Status::Error(ENOENT, "the volume has no usable active model");
   std::lock_guard<std::mutex> g(st.index.mu);
-  Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 0 WHERE codec = ? AND model IS NOT ?");
-  u.bind(1, int(kCodecNeural)).bind_text(2, cur->id().hex());
-  return u.run();
+  DZ_RETURN_IF_ERROR(st.index.db->exec("SAVEPOINT migrate"));
+  Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 0 WHERE codec = ?");
+  u.bind(1, int(kCodecNeural));
+  Status s = u.run();
+  for (auto& m : active) {  // chunks already under an active model stay as they are
+    if (!s.ok()) break;
+    Stmt k = st.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE codec = ? AND model = ?");
+    k.bind(1, int(kCodecNeural)).bind_text(2, m->id().hex());
+    s = k.run();
+  }
+  st.index.db->exec(s.ok() ? "RELEASE migrate" : "ROLLBACK TO migrate; RELEASE migrate");
+  return s;
+}
+
+// The active model that codes the first 8 KiB of the chunk best: domain models (text, genomic
+// reads, binaries) each win on their own data, and a sample costs a fraction of a full encode.
+static std::shared_ptr<const codec::Model> pick_model(const std::vector<std::shared_ptr<const codec::Model>>& models,
+                                                      std::span<const uint8_t> raw) {
+  if (models.size() == 1) return models[0];
+  std::shared_ptr<const codec::Model> best = models[0];
+  size_t best_size = SIZE_MAX;
+  std::span<const uint8_t> sample = raw.first(std::min<size_t>(raw.size(), 8192));
+  for (auto& m : models) {
+    auto f = codec::encode_frame(codec::CodecId::kNeural, sample, m.get());
+    if (f.ok() && f->size() < best_size) {
+      best_size = f->size();
+      best = m;
+    }
+  }
+  return best;
 }
 
 Recompressor::Recompressor(Store& store, RecompressOptions opts) : store_(store), opts_(std::move(opts)) {}
@@ -92,8 +120,8 @@ static Status mark_tried(Store& st, int64_t id) {
 }
 
 Status Recompressor::process(const Claim& c) {
-  auto model = store_.models->current();
-  if (!model) return Status::Error(ENOENT, "the volume has no usable current model");
+  auto models = store_.models->active();
+  if (models.empty()) return Status::Error(ENOENT, "the volume has no usable active model");
   auto raw = store_.chunks.get(c.id);
   if (!raw.ok()) {
     ++c_.failed;
@@ -101,6 +129,7 @@ Status Recompressor::process(const Claim& c) {
   }
   int64_t t0 = mono_ns();
   std::span<const uint8_t> in(reinterpret_cast<const uint8_t*>((*raw)->data()), (*raw)->size());
+  auto model = pick_model(models, in);
   auto frame = codec::encode_frame(codec::CodecId::kNeural, in, model.get());
   bool smaller = frame.ok() && (c.migrate || double(frame->size()) <= double(c.loc.stored_len) * (1.0 - opts_.margin));
   if (smaller) {

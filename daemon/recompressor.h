@@ -39,7 +39,7 @@ struct Backlog {
   uint64_t chunks = 0, raw_bytes = 0;
 };
 Result<Backlog> recompress_backlog(Store& store);
-// Queues every neural chunk whose model is not the current one for re-encoding with it.
+// Queues every neural chunk whose model is not in the active set for re-encoding with it.
 Status queue_model_migration(Store& store);
 
 class Recompressor {

@@ -256,7 +256,8 @@ int cmd_models_change(const std::string& dir, const std::string& add, bool retir
     auto bytes = read_file(add);
     if (!bytes.ok()) return failed(bytes.status());
     auto cur = (*st)->models->current();
-    auto id = (*st)->models->install(*bytes, cur ? cur->id().hex() : "", "added from " + add, true);
+    auto id = (*st)->models->install(*bytes, cur ? cur->id().hex() : "", "added from " + add,
+                                     ModelRegistry::Activate::kReplace);
     if (!id.ok()) return failed(id.status());
     Status c = (*st)->commit();
     if (!c.ok()) return failed(c);

@@ -12,17 +12,34 @@
 
 namespace dzfs {
 
-extern "C" const unsigned char dzfs_default_model[];
-extern "C" const unsigned long dzfs_default_model_size;
+extern "C" const unsigned char* const dzfs_embedded_models[];
+extern "C" const unsigned long dzfs_embedded_model_sizes[];
+extern "C" const unsigned long dzfs_embedded_model_count;
 
-std::span<const uint8_t> embedded_default_model() {
-  if (dzfs_default_model_size > 0) return {dzfs_default_model, size_t(dzfs_default_model_size)};
+std::vector<std::span<const uint8_t>> embedded_default_models() {
+  std::vector<std::span<const uint8_t>> out;
+  for (unsigned long i = 0; i < dzfs_embedded_model_count; ++i)
+    out.emplace_back(dzfs_embedded_models[i], size_t(dzfs_embedded_model_sizes[i]));
+  if (!out.empty()) return out;
   // Built without a trained model: the codec's seeded random-init network (deterministic bytes).
   static const std::vector<uint8_t> fallback = [] {
     auto bytes = codec::serialize_model(codec::make_random_tensors(codec::RandomModelParams{}));
     return bytes.ok() ? *bytes : std::vector<uint8_t>();
   }();
-  return fallback;
+  out.emplace_back(fallback);
+  return out;
+}
+
+static std::vector<std::string> split_ids(const std::string& s) {
+  std::vector<std::string> out;
+  size_t p = 0;
+  while (p <= s.size()) {
+    size_t q = s.find(',', p);
+    if (q == std::string::npos) q = s.size();
+    if (q > p) out.push_back(s.substr(p, q - p));
+    p = q + 1;
+  }
+  return out;
 }
 
 static Status write_durably(const std::string& dir, const std::string& name, std::span<const uint8_t> bytes) {
@@ -61,44 +78,55 @@ Status ModelRegistry::load_file(const std::string& path) {
   return Status::Ok();
 }
 
-Status ModelRegistry::open(bool install_default) {
+Status ModelRegistry::open() {
   const std::string dir = store_.dir + "/models";
   std::vector<std::string> ids;
+  std::string cur;
   {
     std::lock_guard<std::mutex> g(store_.index.mu);
     Stmt s = store_.index.db->prepare("SELECT id FROM models");
     while (s.step()) ids.push_back(s.blob(0));
     DZ_RETURN_IF_ERROR(s.done_status());
+    s.reset();
+    Stmt c = store_.index.db->prepare("SELECT value FROM meta WHERE key = 'current_model'");
+    if (c.step()) cur = c.blob(0);
   }
   for (const std::string& id : ids) {
     Status st = load_file(dir + "/" + id + ".dzm");
     // A damaged model makes only its own chunks unreadable (EIO naming it); the volume mounts.
     if (!st.ok()) log_error(st.message() + "; chunks compressed with it cannot be read");
   }
-  std::string cur;
-  {
-    std::lock_guard<std::mutex> g(store_.index.mu);
-    Stmt s = store_.index.db->prepare("SELECT value FROM meta WHERE key = 'current_model'");
-    if (s.step()) cur = s.blob(0);
-  }
-  if (cur.empty() && install_default) {
-    auto id = install(embedded_default_model(), "", "default model embedded in dzfs", true);
-    if (!id.ok()) return id.status();
-    return Status::Ok();
-  }
-  if (!cur.empty()) {
-    auto want = codec::ModelId::from_hex(cur);
-    std::lock_guard<std::mutex> g(mu_);
+  std::lock_guard<std::mutex> g(mu_);
+  for (const std::string& id : split_ids(cur)) {
+    bool found = false;
     for (auto& m : all_)
-      if (want.ok() && m->id() == *want) current_ = m;
-    if (!current_) log_error("the current model " + cur + " is missing or damaged; background recompression is off");
+      if (m->id().hex() == id) { active_.push_back(m); found = true; }
+    if (!found) log_error("active model " + id + " is missing or damaged; recompression does not use it");
   }
   return Status::Ok();
 }
 
 std::shared_ptr<const codec::Model> ModelRegistry::current() const {
   std::lock_guard<std::mutex> g(mu_);
-  return current_;
+  return active_.empty() ? nullptr : active_.front();
+}
+
+std::vector<std::shared_ptr<const codec::Model>> ModelRegistry::active() const {
+  std::lock_guard<std::mutex> g(mu_);
+  return active_;
+}
+
+Status ModelRegistry::save_active_locked() {
+  std::string ids;
+  for (auto& m : active_) {
+    if (!ids.empty()) ids.push_back(',');
+    ids += m->id().hex();
+  }
+  Stmt c = store_.index.db->prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('current_model', ?)");
+  c.bind_text(1, ids);
+  DZ_RETURN_IF_ERROR(c.run());
+  // Chunks tried with the old set are worth a try with the new one.
+  return store_.index.db->exec("UPDATE chunks SET tier_done = 0 WHERE codec != 2");
 }
 
 codec::ModelSet ModelRegistry::decode_set() const {
@@ -107,34 +135,30 @@ codec::ModelSet ModelRegistry::decode_set() const {
 }
 
 Result<std::string> ModelRegistry::install(std::span<const uint8_t> file, const std::string& parent,
-                                           const std::string& summary, bool make_current) {
+                                           const std::string& summary, Activate how) {
   auto m = codec::Model::load(file);
   if (!m.ok()) return Status::Error(EINVAL, "not a valid model file: " + m.status().message());
   std::string id = (*m)->id().hex();
   DZ_RETURN_IF_ERROR(write_durably(store_.dir + "/models", id + ".dzm", file));
-  {
-    std::lock_guard<std::mutex> g(store_.index.mu);
-    Stmt s = store_.index.db->prepare(
-        "INSERT OR IGNORE INTO models(id, created, parent, arch, summary, size) VALUES (?, ?, ?, ?, ?, ?)");
-    s.bind_text(1, id).bind(2, int64_t(time(nullptr))).bind_text(3, parent).bind(4, codec::kArchWmlp);
-    s.bind_text(5, summary).bind(6, uint64_t(file.size()));
-    DZ_RETURN_IF_ERROR(s.run());
-    if (make_current) {
-      Stmt c = store_.index.db->prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('current_model', ?)");
-      c.bind_text(1, id);
-      DZ_RETURN_IF_ERROR(c.run());
-      // Chunks tried with an older model are worth a try with the new one.
-      DZ_RETURN_IF_ERROR(store_.index.db->exec("UPDATE chunks SET tier_done = 0 WHERE codec != 2"));
-    }
-  }
+  std::lock_guard<std::mutex> gi(store_.index.mu);
+  Stmt s = store_.index.db->prepare(
+      "INSERT OR IGNORE INTO models(id, created, parent, arch, summary, size) VALUES (?, ?, ?, ?, ?, ?)");
+  s.bind_text(1, id).bind(2, int64_t(time(nullptr))).bind_text(3, parent).bind(4, codec::kArchWmlp);
+  s.bind_text(5, summary).bind(6, uint64_t(file.size()));
+  DZ_RETURN_IF_ERROR(s.run());
   std::lock_guard<std::mutex> g(mu_);
-  bool known = false;
-  for (auto& x : all_) known |= x->id() == (*m)->id();
-  if (!known) {
-    models_.add(*m);
-    all_.push_back(*m);
+  std::shared_ptr<const codec::Model> model = *m;
+  for (auto& x : all_)
+    if (x->id() == model->id()) model = x;
+  if (model == *m) {
+    models_.add(model);
+    all_.push_back(model);
   }
-  if (make_current) current_ = *m;
+  if (how == Activate::kReplace) active_ = {model};
+  bool in = false;
+  for (auto& x : active_) in |= x == model;
+  if (how == Activate::kAdd && !in) active_.push_back(model);
+  if (how != Activate::kNo) DZ_RETURN_IF_ERROR(save_active_locked());
   return id;
 }
 
@@ -162,7 +186,7 @@ Result<std::vector<ModelInfo>> ModelRegistry::list() const {
     i.chunks = s.i64(6);
     i.stored_bytes = s.i64(7);
     i.raw_bytes = s.i64(8);
-    i.current = i.id == cur;
+    for (const std::string& a : split_ids(cur)) i.current |= i.id == a;
     out.push_back(i);
   }
   DZ_RETURN_IF_ERROR(s.done_status());

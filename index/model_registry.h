@@ -1,8 +1,9 @@
 // Model versions of a volume: model files kept in STORE/models/<id>.dzm and rows in the `models`
-// table (id = content hash, created, parent, architecture, training summary, size). One model is
-// current (meta 'current_model'): background recompression encodes with it. Every model a chunk
-// names stays loadable; a model is retired (file and row removed) only when no chunk names it
-// and it is not current.
+// table (id = content hash, created, parent, architecture, training summary, size). The active
+// set (meta 'current_model': ids separated by commas, the first one primary) is what background
+// recompression encodes with: each chunk gets the active model that codes a sample of it best
+// (domain models for text, genomic reads, binaries). Every model a chunk names stays loadable; a
+// model is retired (file and row removed) only when no chunk names it and it is not active.
 //
 // A volume without a model of its own uses the default model embedded in the dzfs binary: it is
 // installed into the store at first use, so the volume never depends on the binary's copy.
@@ -26,19 +27,22 @@ struct ModelInfo {
   bool current = false;
 };
 
-// The default model compiled into this binary (a trained one when the build had it).
-std::span<const uint8_t> embedded_default_model();
+// The default models compiled into this binary (trained ones when the build had them; else the
+// codec's seeded random-init network). The first is the primary.
+std::vector<std::span<const uint8_t>> embedded_default_models();
 
 class ModelRegistry {
  public:
   explicit ModelRegistry(Store& store) : store_(store) {}
-  // Loads every model of the store; installs the embedded default as current if there is none.
-  Status open(bool install_default);
-  std::shared_ptr<const codec::Model> current() const;
+  Status open();  // loads every model of the store
+  std::shared_ptr<const codec::Model> current() const;  // the primary active model
+  std::vector<std::shared_ptr<const codec::Model>> active() const;
   codec::ModelSet decode_set() const;
   // Validates, stores durably, records; returns the model id (hex). Caller commits.
+  // kReplace makes it the only active model; kAdd adds it to the active set.
+  enum class Activate { kNo, kReplace, kAdd };
   Result<std::string> install(std::span<const uint8_t> file, const std::string& parent,
-                              const std::string& summary, bool make_current);
+                              const std::string& summary, Activate how);
   Result<std::vector<ModelInfo>> list() const;
   // Removes models that no chunk names and that are not current; returns how many.
   Result<int> retire_unused();
@@ -51,7 +55,8 @@ class ModelRegistry {
   mutable std::mutex mu_;
   codec::ModelSet models_;
   std::vector<std::shared_ptr<const codec::Model>> all_;
-  std::shared_ptr<const codec::Model> current_;
+  Status save_active_locked();  // caller holds IndexDb::mu and mu_
+  std::vector<std::shared_ptr<const codec::Model>> active_;
 };
 
 }  // namespace dzfs

@@ -69,8 +69,12 @@ Status Store::mkfs(const std::string& dir, StoreConfig cfg) {
   // The volume gets its own copy of the default model, so it never depends on this binary's.
   auto store = Store::open(dir, StoreOptions{});
   if (!store.ok()) return store.status();
-  auto id = (*store)->models->install(embedded_default_model(), "", "default model embedded in dzfs", true);
-  if (!id.ok()) return id.status();
+  auto how = ModelRegistry::Activate::kReplace;
+  for (auto model : embedded_default_models()) {
+    auto id = (*store)->models->install(model, "", "default model embedded in dzfs", how);
+    if (!id.ok()) return id.status();
+    how = ModelRegistry::Activate::kAdd;
+  }
   return (*store)->commit();
 }
 
@@ -138,7 +142,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   DZ_RETURN_IF_ERROR(check_schema(*st->index.db));
   DZ_RETURN_IF_ERROR(st->packs.open());
   if (!opts.readonly) DZ_RETURN_IF_ERROR(st->index.db->begin_batch());
-  DZ_RETURN_IF_ERROR(st->models->open(false));
+  DZ_RETURN_IF_ERROR(st->models->open());
   return st;
 }
 
