@@ -48,8 +48,9 @@ const std::map<std::string, std::string> kHelp = {
     {"models", "dzfs models STORE|MOUNTPOINT [--add MODEL_FILE] [--retire]\n"
                "  List the volume's model versions and what each compresses. --add installs a model file\n"
                "  and makes it current; --retire removes models no chunk uses (both: volume unmounted)."},
-    {"fsck", "dzfs fsck STORE [--no-data]\n  Check the index invariants and verify every chunk's bytes.\n"
-             "  Exit 0 when clean, 4 when problems were found."},
+    {"fsck", "dzfs fsck STORE [--no-data] [--repair]\n  Check the index invariants and verify every chunk's bytes.\n"
+             "  --repair moves damaged files into /lost+found (unreadable parts become holes) and fixes\n"
+             "  counts, then checks again. Exit 0 when clean (after repair), 4 when problems remain."},
 };
 
 int usage_error(const std::string& msg) {
@@ -302,24 +303,41 @@ int cmd_models(const std::vector<std::string>& args) {
   return 0;
 }
 
+void print_fsck(const FsckReport& r) {
+  for (auto& p : r.problems) printf("problem: %s\n", p.c_str());
+  for (auto& f : r.damaged_files) printf("damaged file: %s\n", f.c_str());
+  printf("fsck: %llu inodes, %llu chunks verified: %s\n", (unsigned long long)r.inodes_checked,
+         (unsigned long long)r.chunks_checked, r.clean() ? "clean" : "PROBLEMS FOUND");
+}
+
 int cmd_fsck(const std::vector<std::string>& a) {
   FsckOptions fo;
+  bool repair = false;
   std::string dir;
   for (auto& x : a) {
     if (x == "--no-data") fo.verify_data = false;
+    else if (x == "--repair") repair = true;
     else if (dir.empty()) dir = x;
     else return usage_error(kHelp.at("fsck"));
   }
   if (dir.empty()) return usage_error(kHelp.at("fsck"));
   auto st = open_exclusive(dir);
   if (!st.ok()) return failed(st.status());
+  fo.progress = [](uint64_t d, uint64_t t) { progress_line("fsck: verifying chunks", d, t); };
   auto r = check_volume(**st, fo);
   if (!r.ok()) return failed(r.status());
-  for (auto& p : r->problems) printf("problem: %s\n", p.c_str());
-  for (auto& f : r->damaged_files) printf("damaged file: %s\n", f.c_str());
-  printf("fsck: %llu inodes, %llu chunks verified: %s\n", (unsigned long long)r->inodes_checked,
-         (unsigned long long)r->chunks_checked, r->clean() ? "clean" : "PROBLEMS FOUND");
-  return r->clean() ? 0 : 4;
+  print_fsck(*r);
+  if (r->clean() || !repair) return r->clean() ? 0 : 4;
+  auto fixed = repair_volume(**st, *r);
+  if (!fixed.ok()) return failed(fixed.status());
+  for (auto& line : fixed->actions) printf("repair: %s\n", line.c_str());
+  Status c = (*st)->commit();
+  if (!c.ok()) return failed(c);
+  auto again = check_volume(**st, fo);
+  if (!again.ok()) return failed(again.status());
+  printf("after repair: ");
+  print_fsck(*again);
+  return again->clean() ? 0 : 4;
 }
 
 }  // namespace

@@ -90,6 +90,7 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
     }
     if (opts.progress) opts.progress(live.size(), live.size());
   }
+  r.bad_chunks.assign(bad_chunks.begin(), bad_chunks.end());
   if (!bad_chunks.empty()) {
     std::lock_guard<std::mutex> g(st.index.mu);
     std::set<std::string> files;
@@ -104,6 +105,118 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
     r.damaged_files.assign(files.begin(), files.end());
   }
   return r;
+}
+
+
+namespace {
+
+Status run_sql(SqliteDb& db, const char* sql, uint64_t* changed) {
+  Stmt s = db.prepare(sql);
+  DZ_RETURN_IF_ERROR(s.run());
+  if (changed) *changed += uint64_t(db.changes());
+  return Status::Ok();
+}
+
+// Moves every name of `ino` into /lost+found, as <ino>-<name>.
+Status move_aside(SqliteDb& db, uint64_t ino, RepairReport& out) {
+  uint64_t lf = 0;
+  {
+    // Names are BLOBs (bytes, not text): bind them as such, or they never compare equal.
+    Stmt q = db.prepare("SELECT ino FROM dirents WHERE parent = ? AND name = ?");
+    q.bind(1, kRootIno).bind_blob(2, "lost+found");
+    if (q.step()) lf = uint64_t(q.i64(0));
+  }
+  if (!lf) {
+    Stmt ins = db.prepare(
+        "INSERT INTO inodes(mode, uid, gid, nlink, size, atime_ns, mtime_ns, ctime_ns) "
+        "VALUES (16832, 0, 0, 2, 0, 0, 0, 0)");  // 040700
+    DZ_RETURN_IF_ERROR(ins.run());
+    lf = uint64_t(db.last_rowid());
+    Stmt de = db.prepare("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)");
+    de.bind(1, kRootIno).bind_blob(2, "lost+found").bind(3, lf);
+    DZ_RETURN_IF_ERROR(de.run());
+  }
+  std::vector<std::pair<int64_t, std::string>> names;
+  {
+    Stmt q = db.prepare("SELECT id, name FROM dirents WHERE ino = ? AND parent != ?");
+    q.bind(1, ino).bind(2, lf);
+    while (q.step()) names.emplace_back(q.i64(0), q.blob(1));
+    DZ_RETURN_IF_ERROR(q.done_status());
+  }
+  for (auto& [id, name] : names) {
+    std::string aside = std::to_string(ino) + "-" + name.substr(0, 200);
+    Stmt u = db.prepare("UPDATE OR REPLACE dirents SET parent = ?, name = ? WHERE id = ?");
+    u.bind(1, lf).bind_blob(2, aside).bind(3, id);
+    DZ_RETURN_IF_ERROR(u.run());
+    out.actions.push_back("moved damaged file " + name + " to /lost+found/" + aside);
+  }
+  out.files_moved += names.empty() ? 0 : 1;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
+  RepairReport out;
+  std::lock_guard<std::mutex> g(st.index.mu);
+  SqliteDb& db = *st.index.db;
+  DZ_RETURN_IF_ERROR(db.exec("SAVEPOINT repair"));
+  auto body = [&]() -> Status {
+    // 1. Damaged data: files with extents on unreadable, missing or too-short chunks.
+    DZ_RETURN_IF_ERROR(db.exec("CREATE TEMP TABLE IF NOT EXISTS bad_chunk(id INTEGER PRIMARY KEY)"));
+    DZ_RETURN_IF_ERROR(db.exec("DELETE FROM bad_chunk"));
+    for (int64_t id : found.bad_chunks) {
+      Stmt i = db.prepare("INSERT OR IGNORE INTO bad_chunk(id) VALUES (?)");
+      i.bind(1, id);
+      DZ_RETURN_IF_ERROR(i.run());
+    }
+    DZ_RETURN_IF_ERROR(db.exec(
+        "INSERT OR IGNORE INTO bad_chunk(id) SELECT e.chunk FROM extents e LEFT JOIN chunks c ON c.id = e.chunk "
+        "WHERE c.id IS NULL OR e.chunk_off + e.len > c.raw_len OR e.len <= 0"));
+    std::vector<uint64_t> damaged;
+    {
+      Stmt q = db.prepare("SELECT DISTINCT ino FROM extents WHERE chunk IN (SELECT id FROM bad_chunk)");
+      while (q.step()) damaged.push_back(uint64_t(q.i64(0)));
+      DZ_RETURN_IF_ERROR(q.done_status());
+    }
+    for (uint64_t ino : damaged) DZ_RETURN_IF_ERROR(move_aside(db, ino, out));
+    DZ_RETURN_IF_ERROR(run_sql(db, "DELETE FROM extents WHERE chunk IN (SELECT id FROM bad_chunk)", &out.extents_dropped));
+    DZ_RETURN_IF_ERROR(run_sql(db, "DELETE FROM extents WHERE len <= 0", &out.extents_dropped));
+    // 2. Overlapping extents: keep the earlier one, drop the later one.
+    DZ_RETURN_IF_ERROR(run_sql(db,
+        "DELETE FROM extents WHERE (ino, off) IN (SELECT b.ino, b.off FROM extents a JOIN extents b "
+        "ON a.ino = b.ino AND b.off > a.off AND b.off < a.off + a.len)", &out.extents_dropped));
+    // 3. Names of missing inodes, then link counts (dirs: entries + "." + subdirectories' "..").
+    DZ_RETURN_IF_ERROR(run_sql(db,
+        "DELETE FROM dirents WHERE ino NOT IN (SELECT ino FROM inodes)", &out.names_dropped));
+    DZ_RETURN_IF_ERROR(run_sql(db,
+        "UPDATE inodes SET nlink = (SELECT COUNT(*) FROM dirents d WHERE d.ino = inodes.ino) + "
+        "CASE WHEN (mode & 61440) = 16384 THEN 1 + (SELECT COUNT(*) FROM dirents d JOIN inodes c ON c.ino = d.ino "
+        "WHERE d.parent = inodes.ino AND (c.mode & 61440) = 16384) ELSE 0 END + (ino = 1) "
+        "WHERE nlink != (SELECT COUNT(*) FROM dirents d WHERE d.ino = inodes.ino) + "
+        "CASE WHEN (mode & 61440) = 16384 THEN 1 + (SELECT COUNT(*) FROM dirents d JOIN inodes c ON c.ino = d.ino "
+        "WHERE d.parent = inodes.ino AND (c.mode & 61440) = 16384) ELSE 0 END + (ino = 1)", &out.nlinks_fixed));
+    // 4. Reference counts, data_bytes; unreadable chunks are gone for good.
+    DZ_RETURN_IF_ERROR(run_sql(db,
+        "UPDATE chunks SET refcount = (SELECT COUNT(*) FROM extents e WHERE e.chunk = chunks.id) "
+        "WHERE refcount != (SELECT COUNT(*) FROM extents e WHERE e.chunk = chunks.id)", &out.refcounts_fixed));
+    DZ_RETURN_IF_ERROR(run_sql(db, "DELETE FROM chunks WHERE id IN (SELECT id FROM bad_chunk)", nullptr));
+    DZ_RETURN_IF_ERROR(run_sql(db,
+        "UPDATE inodes SET data_bytes = (SELECT COALESCE(SUM(len), 0) FROM extents e WHERE e.ino = inodes.ino)", nullptr));
+    return Status::Ok();
+  };
+  Status s = body();
+  if (!s.ok()) {
+    db.exec("ROLLBACK TO repair");
+    db.exec("RELEASE repair");
+    return s;
+  }
+  DZ_RETURN_IF_ERROR(db.exec("RELEASE repair"));
+  if (out.extents_dropped) out.actions.push_back(std::to_string(out.extents_dropped) + " damaged extents became holes");
+  if (out.refcounts_fixed) out.actions.push_back(std::to_string(out.refcounts_fixed) + " chunk reference counts fixed");
+  if (out.nlinks_fixed) out.actions.push_back(std::to_string(out.nlinks_fixed) + " link counts fixed");
+  if (out.names_dropped) out.actions.push_back(std::to_string(out.names_dropped) + " names of missing inodes removed");
+  return out;
 }
 
 }  // namespace dzfs

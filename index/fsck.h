@@ -11,6 +11,7 @@ namespace dzfs {
 struct FsckReport {
   std::vector<std::string> problems;     // one line each, naming the file or chunk concerned
   std::vector<std::string> damaged_files;  // paths whose data cannot be read back intact
+  std::vector<int64_t> bad_chunks;          // chunks missing or unreadable
   uint64_t chunks_checked = 0, inodes_checked = 0;
   bool clean() const { return problems.empty(); }
 };
@@ -21,6 +22,17 @@ struct FsckOptions {
 };
 
 Result<FsckReport> check_volume(Store& store, const FsckOptions& opts = {});
+
+// Repairs what check_volume found, losing no readable byte: extents whose chunk is missing,
+// unreadable or too short become holes, and each file that had one is moved aside into
+// /lost+found (as <ino>-<name>) so nobody mistakes it for intact; dangling names are removed;
+// overlapping extents are trimmed; link counts and chunk reference counts are recomputed.
+// Commits at the end; the volume then checks clean (damaged data excepted, now as holes).
+struct RepairReport {
+  std::vector<std::string> actions;
+  uint64_t files_moved = 0, extents_dropped = 0, refcounts_fixed = 0, nlinks_fixed = 0, names_dropped = 0;
+};
+Result<RepairReport> repair_volume(Store& store, const FsckReport& found);
 // A path for an inode, from the root (first name found; hard links have several).
 std::string path_of_inode(SqliteDb& db, uint64_t ino);
 
