@@ -10,7 +10,7 @@ pkgs=(
   libzstd-dev zstd              # the fast tier
   libgtest-dev                  # unit and integration tests
   clang libclang-rt-14-dev      # libFuzzer targets
-  rsync attr acl xz-utils python3  # integration tests and the quick start
+  rsync attr acl xz-utils python3 fio  # integration tests and the quick start
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
