@@ -48,6 +48,9 @@ const std::map<std::string, std::string> kHelp = {
     {"models", "dzfs models STORE|MOUNTPOINT [--add MODEL_FILE] [--retire]\n"
                "  List the volume's model versions and what each compresses. --add installs a model file\n"
                "  and makes it current; --retire removes models no chunk uses (both: volume unmounted)."},
+    {"train", "dzfs train --config FILE [--data DIR]... [--out MODEL] | --eval MODEL --data DIR\n"
+              "  Train the codec's network (libtorch; GPU when present) and export a model file; see\n"
+              "  train/README.md. Runs the dzfs-train program installed beside dzfs."},
     {"fsck", "dzfs fsck STORE [--no-data] [--repair]\n  Check the index invariants and verify every chunk's bytes.\n"
              "  --repair moves damaged files into /lost+found (unreadable parts become holes) and fixes\n"
              "  counts, then checks again. Exit 0 when clean (after repair), 4 when problems remain."},
@@ -342,6 +345,19 @@ int cmd_fsck(const std::vector<std::string>& a) {
 
 }  // namespace
 
+// `dzfs train` runs dzfs-train (beside this binary, else on PATH), so the FUSE daemon never
+// loads libtorch.
+int cmd_train(char** args) {
+  std::vector<char*> av = {const_cast<char*>("dzfs-train")};
+  for (char** a = args; *a; ++a) av.push_back(*a);
+  av.push_back(nullptr);
+  std::string self = canonical_path("/proc/self/exe");
+  std::string beside = self.substr(0, self.rfind('/') + 1) + "dzfs-train";
+  if (!self.empty() && access(beside.c_str(), X_OK) == 0) execv(beside.c_str(), av.data());
+  execvp("dzfs-train", av.data());
+  return failed(Status::Error(ENOENT, "dzfs-train is not installed (build dzfs with libtorch: apt-get install libtorch-dev)"));
+}
+
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return cmd_help({}), kUsage;
@@ -357,6 +373,7 @@ int main(int argc, char** argv) {
   if (cmd == "gc") return cmd_gc(rest);
   if (cmd == "fsck") return cmd_fsck(rest);
   if (cmd == "compress") return cmd_compress(rest);
+  if (cmd == "train") return cmd_train(argv + 2);
   if (cmd == "models") return cmd_models(rest);
   // mount.fuse3 calls `dzfs STORE MOUNTPOINT -o ...`.
   if (cmd[0] != '-' && args.size() >= 2) return cmd_mount(args);

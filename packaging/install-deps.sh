@@ -10,6 +10,7 @@ pkgs=(
   libzstd-dev zstd              # the fast tier
   libgtest-dev                  # unit and integration tests
   clang libclang-rt-14-dev      # libFuzzer targets
+  libtorch-dev libopenblas0-pthread  # dzfs train (OpenBLAS: ~10x faster matrix products than reference BLAS)
   rsync attr acl xz-utils python3 fio  # integration tests and the quick start
 )
 missing=()

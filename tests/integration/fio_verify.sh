@@ -11,7 +11,7 @@ dz_mkfs "$store"
 dz_mount "$store" "$mnt" -o settle_secs=0,workers=1,gc_secs=1,commit_secs=1
 mkdir -p "$mnt/fio"
 common=(--directory="$mnt/fio" --ioengine=psync --verify=crc32c --verify_fatal=1 --do_verify=1
-        --buffer_compress_percentage=60 --refill_buffers --group_reporting --minimal)
+        --buffer_compress_percentage=60 --refill_buffers --group_reporting --minimal --verify_state_save=0)
 log "fio: 4 sequential writers + 2 random writers, 6 files each, verified as written"
 run_to 180 fio "${common[@]}" \
   --name=seq --rw=write --bs=128k --size=8m --nrfiles=6 --numjobs=4 \
