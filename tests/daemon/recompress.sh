@@ -72,9 +72,10 @@ dz_umount "$mnt2" "$store2"
 dz_fsck "$store2"
 
 log "3. a second model version"
-first=$("$DZFS" models "$store" | awk 'NR==2 {print $1}')
+old_ids=$("$DZFS" models "$store" | awk 'NR > 1 && $4 + 0 > 0 {print $1}')
+[ -n "$old_ids" ] || fail "no model has chunks after the first drain"
 run_to 30 "$DZFS_CODEC" make-model --seed 7 "$IT_TMP/second.dzm" >/dev/null
-run_to 30 "$DZFS" models "$store" --add "$IT_TMP/second.dzm" >/dev/null
+second=$(run_to 30 "$DZFS" models "$store" --add "$IT_TMP/second.dzm" | awk '/is now current/ {print $2}')
 mkdir -p "$src/new"
 cp -a /usr/include/x86_64-linux-gnu/sys "$src/new/"
 dz_mount "$store" "$mnt" -o settle_secs=0,workers=1
@@ -82,16 +83,20 @@ rsync_in "$src" "$mnt"
 run_to 300 "$DZFS" compress "$mnt" --wait
 dz_umount "$mnt" "$store"
 "$DZFS" models "$store" >&2
-used=$("$DZFS" models "$store" | awk 'NR>1 && $4+0 > 0' | wc -l)
-[ "$used" -eq 2 ] || fail "expected chunks under both models, got $used models in use"
+in_use() { "$DZFS" models "$store" | awk -v id="$1" '$1 == id {print $4 + 0}'; }
+[ "$(in_use "$second")" -gt 0 ] || fail "the new model $second compressed no chunk"
+for id in $old_ids; do [ "$(in_use "$id")" -gt 0 ] || fail "chunks of the earlier model $id vanished"; done
 run_to 30 "$DZFS" models "$store" --retire | grep -q "retired 0" || fail "a model in use was retired"
 dz_mount "$store" "$mnt"
 tree_compare "$src" "$mnt"
 dz_umount "$mnt" "$store"
 run_to 300 "$DZFS" compress "$store" --migrate >/dev/null
-run_to 30 "$DZFS" models "$store" --retire | grep -q "retired 1" || fail "the unused first model was not retired"
-"$DZFS" models "$store" | grep -q "$first" && fail "model $first still listed after retiring"
-[ -e "$store/models/$first.dzm" ] && fail "model file of $first still present after retiring"
+n_old=$(echo $old_ids | wc -w)
+run_to 30 "$DZFS" models "$store" --retire | grep -q "retired $n_old" || fail "the $n_old unused earlier model(s) were not all retired"
+for id in $old_ids; do
+  "$DZFS" models "$store" | grep -q "$id" && fail "model $id still listed after retiring"
+  [ -e "$store/models/$id.dzm" ] && fail "model file of $id still present after retiring"
+done
 dz_fsck "$store"
 dz_mount "$store" "$mnt"
 tree_compare "$src" "$mnt"
