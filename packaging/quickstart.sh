@@ -27,6 +27,8 @@ diffs=$(rsync -aHAXn --numeric-ids --checksum --itemize-changes "$src/" "$work/m
 time tar -C "$work/mnt/data" -cf - . | wc -c
 "$dzfs" umount "$work/mnt"
 trap - EXIT
+echo "== dzfs gc (reclaims the zstd records that recompression superseded)"
+"$dzfs" gc "$work/store"
 echo "== dzfs stats (after unmount: everything committed)"
 "$dzfs" stats "$work/store"
 echo "source: $(du -sb "$src" | cut -f1) bytes in $(find "$src" -type f | wc -l) files"
