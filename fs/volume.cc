@@ -401,35 +401,20 @@ static Status dir_empty_locked(SqliteDb& db, uint64_t ino) {
   return s.done_status();
 }
 
-Status Volume::unlink(uint64_t parent, std::string_view name) {
+// unlink (dir = false) and rmdir (dir = true): the entry must be of that kind, a directory empty.
+Status Volume::remove_entry(uint64_t parent, std::string_view name, bool dir) {
   uint64_t ino = 0;
   {
     std::lock_guard<std::mutex> g(store_.index.mu);
     DZ_RETURN_IF_ERROR(child_locked(parent, name, ino));
     struct stat st {};
     DZ_RETURN_IF_ERROR(stat_locked(ino, st));
-    if (S_ISDIR(st.st_mode)) return Status::Error(EISDIR, "is a directory");
+    if (!dir && S_ISDIR(st.st_mode)) return Status::Error(EISDIR, "is a directory");
+    if (dir && !S_ISDIR(st.st_mode)) return Status::Error(ENOTDIR, "not a directory");
+    if (dir) DZ_RETURN_IF_ERROR(dir_empty_locked(*store_.index.db, ino));
     Savepoint sp(*store_.index.db);
     DZ_RETURN_IF_ERROR(sp.begun());
-    DZ_RETURN_IF_ERROR(drop_name_locked(parent, name, ino, false));
-    sp.done();
-  }
-  maybe_delete(ino);
-  return Status::Ok();
-}
-
-Status Volume::rmdir(uint64_t parent, std::string_view name) {
-  uint64_t ino = 0;
-  {
-    std::lock_guard<std::mutex> g(store_.index.mu);
-    DZ_RETURN_IF_ERROR(child_locked(parent, name, ino));
-    struct stat st {};
-    DZ_RETURN_IF_ERROR(stat_locked(ino, st));
-    if (!S_ISDIR(st.st_mode)) return Status::Error(ENOTDIR, "not a directory");
-    DZ_RETURN_IF_ERROR(dir_empty_locked(*store_.index.db, ino));
-    Savepoint sp(*store_.index.db);
-    DZ_RETURN_IF_ERROR(sp.begun());
-    DZ_RETURN_IF_ERROR(drop_name_locked(parent, name, ino, true));
+    DZ_RETURN_IF_ERROR(drop_name_locked(parent, name, ino, dir));
     sp.done();
   }
   maybe_delete(ino);

@@ -60,8 +60,8 @@ class Volume {
   Status mkdir(uint64_t parent, std::string_view name, uint32_t mode, const Caller& c, struct stat& out);
   Status symlink(uint64_t parent, std::string_view name, std::string_view target, const Caller& c, struct stat& out);
   Status link(uint64_t ino, uint64_t parent, std::string_view name, struct stat& out);
-  Status unlink(uint64_t parent, std::string_view name);
-  Status rmdir(uint64_t parent, std::string_view name);
+  Status unlink(uint64_t parent, std::string_view name) { return remove_entry(parent, name, false); }
+  Status rmdir(uint64_t parent, std::string_view name) { return remove_entry(parent, name, true); }
   Status rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname, unsigned flags);
 
   Status open(uint64_t ino, int flags);
@@ -99,6 +99,7 @@ class Volume {
                    std::string_view target, const Caller& c, struct stat& out);
   Status child_locked(uint64_t parent, std::string_view name, uint64_t& ino);
   Status touch_dir_locked(uint64_t dir, int nlink_delta);
+  Status remove_entry(uint64_t parent, std::string_view name, bool dir);
   Status drop_name_locked(uint64_t parent, std::string_view name, uint64_t ino, bool is_dir);
   Status delete_inode_locked(uint64_t ino);
   bool in_use_locked(uint64_t ino);  // takes table_mu_
