@@ -23,16 +23,6 @@ static int64_t mono_ns() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-Result<Backlog> recompress_backlog(Store& st) {
-  std::lock_guard<std::mutex> g(st.index.mu);
-  Stmt s = st.index.db->prepare(
-      "SELECT COUNT(*), COALESCE(SUM(raw_len), 0) FROM chunks WHERE tier_done = 0 AND refcount > 0");
-  Backlog b;
-  if (s.step()) b = {uint64_t(s.i64(0)), uint64_t(s.i64(1))};
-  DZ_RETURN_IF_ERROR(s.done_status());
-  return b;
-}
-
 Status queue_model_migration(Store& st) {
   auto active = st.models->active();
   if (active.empty()) return Status::Error(ENOENT, "the volume has no usable active model");

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "index/stats.h"
 #include "index/store.h"
 
 namespace dzfs {
@@ -35,10 +36,6 @@ struct RecompressCounters {
   std::atomic<int64_t> busy_ns{0};  // worker time spent encoding and verifying
 };
 
-struct Backlog {
-  uint64_t chunks = 0, raw_bytes = 0;
-};
-Result<Backlog> recompress_backlog(Store& store);
 // Queues every neural chunk whose model is not in the active set for re-encoding with it.
 Status queue_model_migration(Store& store);
 

@@ -254,7 +254,6 @@ Status FileState::apply(IndexDb& index) {
       d.bind(1, ino_).bind(2, changed_from_);
       DZ_RETURN_IF_ERROR(d.run());
       for (auto it = extents_.lower_bound(changed_from_); it != extents_.end(); ++it) {
-        if (it->second.len == 0) continue;
         Stmt ins = db.prepare("INSERT INTO extents(ino, off, len, chunk, chunk_off) VALUES (?, ?, ?, ?, ?)");
         ins.bind(1, ino_).bind(2, it->first).bind(3, it->second.len).bind(4, it->second.chunk).bind(5, it->second.chunk_off);
         DZ_RETURN_IF_ERROR(ins.run());
@@ -280,8 +279,6 @@ Status FileState::apply(IndexDb& index) {
     return s;
   }
   DZ_RETURN_IF_ERROR(db.exec("RELEASE apply_file"));
-  // Zero-length extents left by cuts are dropped from memory once the index agrees.
-  for (auto it = extents_.begin(); it != extents_.end();) it = it->second.len ? std::next(it) : extents_.erase(it);
   for (int64_t id : pins_) chunks_.unpin(id);
   pins_.clear();
   changed_from_ = UINT64_MAX;

@@ -5,6 +5,14 @@
 
 #include "index/schema.h"
 
+// The link count an inode must have: its names, plus for a directory its own "." and each
+// subdirectory's "..", plus the root's entry in its own parent. A macro, so that every query
+// stays one string literal (SqliteDb caches statements by the literal's address).
+#define DZ_EXPECTED_NLINK(i)                                                                          \
+  "((SELECT COUNT(*) FROM dirents d WHERE d.ino = " i ".ino) + CASE WHEN (" i ".mode & 61440) = 16384 " \
+  "THEN 1 + (SELECT COUNT(*) FROM dirents d JOIN inodes c ON c.ino = d.ino WHERE d.parent = " i         \
+  ".ino AND (c.mode & 61440) = 16384) ELSE 0 END + (" i ".ino = 1))"
+
 namespace dzfs {
 
 std::string path_of_inode(SqliteDb& db, uint64_t ino) {
@@ -58,10 +66,7 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
         [&](Stmt& s) { return path_of_inode(db, uint64_t(s.i64(0))) + ": overlapping extents at " + n(s, 1); },
         r.problems));
     DZ_RETURN_IF_ERROR(collect(db,
-        "SELECT i.ino, i.nlink, (SELECT COUNT(*) FROM dirents d WHERE d.ino = i.ino) + "
-        "CASE WHEN (i.mode & 61440) = 16384 THEN 1 + (SELECT COUNT(*) FROM dirents d JOIN inodes c ON c.ino = d.ino "
-        "WHERE d.parent = i.ino AND (c.mode & 61440) = 16384) ELSE 0 END + (i.ino = 1) AS want "
-        "FROM inodes i WHERE i.nlink != want AND i.nlink > 0",
+        "SELECT i.ino, i.nlink, " DZ_EXPECTED_NLINK("i") " AS want FROM inodes i WHERE i.nlink != want AND i.nlink > 0",
         [&](Stmt& s) {
           return path_of_inode(db, uint64_t(s.i64(0))) + ": link count " + n(s, 1) + ", expected " + n(s, 2);
         },
@@ -190,12 +195,7 @@ Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
     DZ_RETURN_IF_ERROR(run_sql(db,
         "DELETE FROM dirents WHERE ino NOT IN (SELECT ino FROM inodes)", &out.names_dropped));
     DZ_RETURN_IF_ERROR(run_sql(db,
-        "UPDATE inodes SET nlink = (SELECT COUNT(*) FROM dirents d WHERE d.ino = inodes.ino) + "
-        "CASE WHEN (mode & 61440) = 16384 THEN 1 + (SELECT COUNT(*) FROM dirents d JOIN inodes c ON c.ino = d.ino "
-        "WHERE d.parent = inodes.ino AND (c.mode & 61440) = 16384) ELSE 0 END + (ino = 1) "
-        "WHERE nlink != (SELECT COUNT(*) FROM dirents d WHERE d.ino = inodes.ino) + "
-        "CASE WHEN (mode & 61440) = 16384 THEN 1 + (SELECT COUNT(*) FROM dirents d JOIN inodes c ON c.ino = d.ino "
-        "WHERE d.parent = inodes.ino AND (c.mode & 61440) = 16384) ELSE 0 END + (ino = 1)", &out.nlinks_fixed));
+        "UPDATE inodes SET nlink = " DZ_EXPECTED_NLINK("inodes") " WHERE nlink != " DZ_EXPECTED_NLINK("inodes"), &out.nlinks_fixed));
     // 4. Reference counts, data_bytes; unreadable chunks are gone for good.
     DZ_RETURN_IF_ERROR(run_sql(db,
         "UPDATE chunks SET refcount = (SELECT COUNT(*) FROM extents e WHERE e.chunk = chunks.id) "

@@ -63,6 +63,7 @@ class SqliteDb {
   static Result<SqliteDb*> open(const std::string& path, bool readonly);
   Status exec(const char* sql);
   // A cached statement; borrow it, bind, step; it is reset when the Stmt handle dies.
+  // The cache is keyed by the address of `sql`: pass a string literal, never a built string.
   Stmt prepare(const char* sql);
   int64_t changes() const { return sqlite3_changes64(db_); }
   int64_t last_rowid() const { return sqlite3_last_insert_rowid(db_); }

@@ -8,6 +8,19 @@
 
 namespace dzfs {
 
+Status recompress_backlog_locked(SqliteDb& db, Backlog& out) {
+  Stmt s = db.prepare("SELECT COUNT(*), COALESCE(SUM(raw_len), 0) FROM chunks WHERE tier_done = 0 AND refcount > 0");
+  if (s.step()) out = {uint64_t(s.i64(0)), uint64_t(s.i64(1))};
+  return s.done_status();
+}
+
+Result<Backlog> recompress_backlog(Store& st) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  Backlog b;
+  DZ_RETURN_IF_ERROR(recompress_backlog_locked(*st.index.db, b));
+  return b;
+}
+
 Result<VolumeStats> compute_stats(Store& st) {
   VolumeStats v;
   std::lock_guard<std::mutex> g(st.index.mu);
@@ -58,9 +71,10 @@ Result<VolumeStats> compute_stats(Store& st) {
     DZ_RETURN_IF_ERROR(s.done_status());
   }
   {
-    Stmt s = db.prepare("SELECT COUNT(*), COALESCE(SUM(raw_len), 0) FROM chunks WHERE tier_done = 0 AND refcount > 0");
-    if (s.step()) { v.backlog_chunks = uint64_t(s.i64(0)); v.backlog_raw_bytes = uint64_t(s.i64(1)); }
-    DZ_RETURN_IF_ERROR(s.done_status());
+    Backlog b;
+    DZ_RETURN_IF_ERROR(recompress_backlog_locked(db, b));
+    v.backlog_chunks = b.chunks;
+    v.backlog_raw_bytes = b.raw_bytes;
   }
   for (auto& [id, size] : st.packs.list()) v.pack_bytes += size;
   for (const char* f : {"/index.db", "/index.db-wal"}) {

@@ -24,6 +24,12 @@ struct VolumeStats {
   double compression_ratio() const { return stored_bytes ? double(unique_chunk_bytes) / stored_bytes : 1.0; }
 };
 
+struct Backlog {
+  uint64_t chunks = 0, raw_bytes = 0;  // live chunks background recompression has not tried
+};
+Result<Backlog> recompress_backlog(Store& store);
+Status recompress_backlog_locked(SqliteDb& db, Backlog& out);  // caller holds IndexDb::mu
+
 Result<VolumeStats> compute_stats(Store& store);
 std::string stats_text(const VolumeStats& s);
 std::string stats_json(const VolumeStats& s);
