@@ -133,9 +133,11 @@ Status Recompressor::process(const Claim& c) {
       ++c_.failed;
     }
   }
-  c_.busy_ns += mono_ns() - t0;
+  const int64_t busy = mono_ns() - t0;
+  c_.busy_ns += busy;
   ++c_.tried;
   c_.raw_bytes += in.size();
+  DZ_RETURN_IF_ERROR(add_recompress_work(store_, in.size(), busy));
   if (!smaller) {
     ++c_.kept;
     return mark_tried(store_, c.id);

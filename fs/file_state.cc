@@ -16,8 +16,14 @@ Status load_extents(SqliteDb& db, uint64_t ino, uint64_t off, uint64_t len, uint
       "SELECT off, len, chunk, chunk_off FROM extents WHERE ino = ? AND off >= ? AND off < ? ORDER BY off");
   s.bind(1, ino).bind(2, lo).bind(3, hi);
   while (s.step()) {
-    uint64_t o = uint64_t(s.i64(0)), l = uint64_t(s.i64(1));
-    if (o + l > off) out[o] = Extent{l, s.i64(2), uint32_t(s.i64(3))};
+    // Index rows are untrusted: a damaged one (negative, or past the end of any file or chunk)
+    // makes the file unreadable (EIO), never a read outside a chunk's bytes.
+    const int64_t o = s.i64(0), l = s.i64(1), co = s.i64(3);
+    if (o < 0 || l <= 0 || l > int64_t(kNoEnd) - o || co < 0 || co > int64_t(UINT32_MAX))
+      return Status::Error(EIO, "inode " + std::to_string(ino) + ": damaged extent row at offset " + std::to_string(o) +
+                                    " (length " + std::to_string(l) + ", chunk offset " + std::to_string(co) +
+                                    "); run dzfs fsck");
+    if (uint64_t(o + l) > off) out[uint64_t(o)] = Extent{uint64_t(l), s.i64(2), uint32_t(co)};
   }
   return s.done_status();
 }
@@ -32,7 +38,7 @@ Status read_extents(ChunkStore& chunks, const ExtentMap& extents, uint64_t off, 
     if (e_end <= off) continue;
     auto bytes = chunks.get(it->second.chunk);
     if (!bytes.ok()) return bytes.status();
-    if (uint64_t(it->second.chunk_off) + it->second.len > (*bytes)->size())
+    if (it->second.chunk_off > (*bytes)->size() || it->second.len > (*bytes)->size() - it->second.chunk_off)
       return Status::Error(EIO, "extent at " + std::to_string(it->first) + " lies outside its chunk " +
                                     std::to_string(it->second.chunk));
     uint64_t from = std::max(off, it->first), to = std::min(end, e_end);

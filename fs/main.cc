@@ -1,7 +1,8 @@
 // The dzfs command line: subcommands, their arguments, exit codes. Each subcommand is a short
 // function; everything they do lives in the libraries.
 //
-// Exit codes: 0 success; 1 failure (message on stderr); 2 usage error; fsck: 4 problems found.
+// Exit codes: 0 success; 1 failure (message on stderr); 2 usage error; fsck: 4 problems found;
+// train STORE: 3 the trained model was not adopted.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,10 +16,12 @@
 #include <vector>
 
 #include "daemon/recompressor.h"
+#include "daemon/volume_trainer.h"
 #include "fs/mount.h"
 #include "fs/mountinfo.h"
 #include "index/fsck.h"
 #include "index/gc.h"
+#include "index/log.h"
 #include "index/model_registry.h"
 #include "index/stats.h"
 #include "index/store.h"
@@ -49,9 +52,14 @@ const std::map<std::string, std::string> kHelp = {
     {"models", "dzfs models STORE|MOUNTPOINT [--add MODEL_FILE] [--retire]\n"
                "  List the volume's model versions and what each compresses. --add installs a model file\n"
                "  and makes it current; --retire removes models no chunk uses (both: volume unmounted)."},
-    {"train", "dzfs train --config FILE [--data DIR]... [--out MODEL] | --eval MODEL --data DIR\n"
-              "  Train the codec's network (libtorch; GPU when present) and export a model file; see\n"
-              "  train/README.md. Runs the dzfs-train program installed beside dzfs."},
+    {"train", "dzfs train STORE|MOUNTPOINT [--steps N] [--margin PCT] [--sample-mb N] [--migrate] [--no-wait]\n"
+              "  Train a model of this volume: fine-tune its primary model on a sample of its chunks (32 MiB;\n"
+              "  two passes, 100..1000 steps, unless --steps) and adopt the result only if it shrinks a\n"
+              "  held-back sample by at least PCT percent (default 1). --migrate re-encodes chunks of models\n"
+              "  that leave the active set. Works mounted (the daemon adopts) or not. Exit 0 adopted, 3 not.\n"
+              "dzfs train --config FILE [--data DIR]... [--out MODEL] | --eval MODEL --data DIR\n"
+              "  Train the codec's network on a directory tree (libtorch; GPU when present) and export a\n"
+              "  model file; see train/README.md. Both run the dzfs-train program installed beside dzfs."},
     {"fsck", "dzfs fsck STORE [--no-data] [--repair]\n  Check the index invariants and verify every chunk's bytes.\n"
              "  --repair moves damaged files into /lost+found (unreadable parts become holes) and fixes\n"
              "  counts, then checks again. Exit 0 when clean (after repair), 4 when problems remain."},
@@ -352,6 +360,52 @@ int cmd_fsck(const std::vector<std::string>& a) {
 
 }  // namespace
 
+// `dzfs train STORE|MNT`: per-volume training (daemon/volume_trainer.h).
+int cmd_train_volume(const std::vector<std::string>& a) {
+  VolumeTrainOptions o;
+  std::string target;
+  bool automatic = false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string& x = a[i];
+    auto value = [&](double lo, double hi, double& out) {
+      if (i + 1 >= a.size()) return false;
+      char* end = nullptr;
+      out = strtod(a[++i].c_str(), &end);
+      return *end == 0 && out >= lo && out <= hi;
+    };
+    double v = 0;
+    if (x == "--steps" && value(1, 1e7, v)) o.steps = int(v);
+    else if (x == "--margin" && value(0, 100, v)) o.margin = v / 100;
+    else if (x == "--sample-mb" && value(1, 1 << 20, v)) o.sample_bytes = uint64_t(v * (1 << 20));
+    else if (x == "--batch" && value(64, 1 << 20, v)) o.batch = int(v);
+    else if (x == "--migrate") o.migrate = true;
+    else if (x == "--no-wait") o.wait = false;
+    else if (x == "--auto") automatic = true;
+    else if (x[0] != '-' && target.empty()) target = x;
+    else return usage_error(kHelp.at("train"));
+  }
+  auto dir = resolve_store(target);
+  if (!dir.ok()) return failed(dir.status());
+  o.heldback_bytes = std::max<uint64_t>(o.sample_bytes / 8, 1 << 20);
+  if (automatic) {  // started by the mount daemon: quiet, idle, the daemon adopts
+    log_to_syslog(true);
+    o.quiet = o.idle_priority = true;
+    o.wait = false;
+    o.say = [](const std::string& m) { log_info("autotrain: " + m); };
+  } else {
+    o.say = [](const std::string& m) { fprintf(stderr, "dzfs train: %s\n", m.c_str()); };
+  }
+  auto r = train_volume(*dir, o);
+  if (!r.ok()) {
+    if (automatic) log_error("autotrain: " + r.status().message());
+    return failed(r.status());
+  }
+  const std::string verdict = r->adopted ? "adopted model " + r->model_id : "not adopted (below the margin)";
+  if (automatic) log_info("autotrain: " + r->summary + ": " + verdict);
+  printf("%s\n%s\n", r->summary.c_str(), verdict.c_str());
+  return r->adopted ? 0 : 3;
+}
+
 // `dzfs train` runs dzfs-train (beside this binary, else on PATH), so the FUSE daemon never
 // loads libtorch.
 int cmd_train(char** args) {
@@ -380,6 +434,7 @@ int main(int argc, char** argv) {
   if (cmd == "gc") return cmd_gc(rest);
   if (cmd == "fsck") return cmd_fsck(rest);
   if (cmd == "compress") return cmd_compress(rest);
+  if (cmd == "train" && !rest.empty() && rest[0][0] != '-' && rest[0] != "split") return cmd_train_volume(rest);
   if (cmd == "train") return cmd_train(argv + 2);
   if (cmd == "models") return cmd_models(rest);
   // mount.fuse3 calls `dzfs STORE MOUNTPOINT -o ...`.

@@ -14,6 +14,7 @@
 
 #include "daemon/periodic_task.h"
 #include "daemon/recompressor.h"
+#include "daemon/training_scheduler.h"
 #include "fs/fuse_ops.h"
 #include "fs/mountinfo.h"
 #include "index/gc.h"
@@ -48,6 +49,9 @@ static Status preflight(MountOptions& o) {
     return Status::Error(EBUSY, "store " + store + " is already in use (pid " + std::to_string(pid) + ")");
   if (mnt == store || mnt.rfind(store + "/", 0) == 0)
     return Status::Error(EINVAL, "the mountpoint must not lie inside the store");
+  // No GPU codec backend is built into this dzfs yet (codec/backend.h has the CPU one only).
+  if (o.gpu == MountOptions::Gpu::kOn)
+    return Status::Error(ENODEV, "gpu=on: this dzfs has no GPU codec backend; use gpu=auto or gpu=off");
   o.store = store;
   o.mountpoint = mnt;
   return Status::Ok();
@@ -115,6 +119,12 @@ static int serve(const MountOptions& o, int report_fd) {
       recompressor = std::make_unique<Recompressor>(**store, ro);
       recompressor->start();
     }
+    TrainingSchedulerOptions tso;
+    tso.autotrain_bytes = uint64_t(o.autotrain_mb) << 20;
+    tso.dzfs_binary = canonical_path("/proc/self/exe");
+    TrainingScheduler trainer(**store, tso);
+    if (Status t = trainer.init(); !t.ok()) log_error("autotrain: " + t.message());
+    PeriodicTask inbox("model inbox and autotrain", [&] { return trainer.tick(); }, 2);
     std::set<int64_t> garbage_seen;  // two-phase deletion: see GcOptions::previous_garbage
     std::unique_ptr<PeriodicTask> gc;
     if (o.gc_secs > 0)

@@ -45,6 +45,13 @@ Status parse_mount_option_list(const std::string& list, MountOptions& o) {
       else if (val == "zstd") o.neural = false;
       else return Status::Error(EINVAL, "mount option codec must be auto, neural or zstd (got '" + val + "')");
     }
+    else if (key == "gpu") {
+      if (val == "auto") o.gpu = MountOptions::Gpu::kAuto;
+      else if (val == "on") o.gpu = MountOptions::Gpu::kOn;
+      else if (val == "off") o.gpu = MountOptions::Gpu::kOff;
+      else return Status::Error(EINVAL, "mount option gpu must be auto, on or off (got '" + val + "')");
+    }
+    else if (key == "autotrain_mb") { DZ_RETURN_IF_ERROR(need(0, 1L << 30)); o.autotrain_mb = size_t(n); }
     else if (key == "threads") { DZ_RETURN_IF_ERROR(need(1, 256)); o.threads = int(n); }
     else if (key == "writeback") { DZ_RETURN_IF_ERROR(need(0, 1)); o.writeback = n != 0; }
     else if (key == "max_read") { DZ_RETURN_IF_ERROR(need(4096, 1 << 20)); o.fuse_opts.push_back(opt); }

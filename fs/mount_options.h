@@ -19,6 +19,8 @@ struct MountOptions {
   int workers = -1;         // recompression threads; -1 = one less than the CPUs (at least 1)
   int settle_secs = 10;     // age of a chunk before it is recompressed
   bool neural = true;       // codec=auto (zstd now, neural in the background) or codec=zstd
+  enum class Gpu { kAuto, kOn, kOff } gpu = Gpu::kAuto;  // the GPU codec backend (this build: none)
+  size_t autotrain_mb = 0;  // train a volume model after this much new data; 0 = never
   std::vector<std::string> fuse_opts;  // passed on to libfuse / the kernel mount
 };
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -160,6 +161,20 @@ Result<std::string> ModelRegistry::install(std::span<const uint8_t> file, const 
   if (how == Activate::kAdd && !in) active_.push_back(model);
   if (how != Activate::kNo) DZ_RETURN_IF_ERROR(save_active_locked());
   return id;
+}
+
+Status ModelRegistry::set_active(const std::vector<std::string>& ids) {
+  if (ids.empty()) return Status::Error(EINVAL, "the active model set cannot be empty");
+  std::lock_guard<std::mutex> gi(store_.index.mu);
+  std::lock_guard<std::mutex> g(mu_);
+  std::vector<std::shared_ptr<const codec::Model>> next;
+  for (const std::string& id : ids) {
+    auto it = std::find_if(all_.begin(), all_.end(), [&](auto& m) { return m->id().hex() == id; });
+    if (it == all_.end()) return Status::Error(ENOENT, "model " + id + " is not in the store (or is damaged)");
+    if (std::find(next.begin(), next.end(), *it) == next.end()) next.push_back(*it);
+  }
+  active_ = next;
+  return save_active_locked();
 }
 
 Result<std::vector<ModelInfo>> ModelRegistry::list() const {

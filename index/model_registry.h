@@ -43,6 +43,8 @@ class ModelRegistry {
   enum class Activate { kNo, kReplace, kAdd };
   Result<std::string> install(std::span<const uint8_t> file, const std::string& parent,
                               const std::string& summary, Activate how);
+  // Makes exactly these models (ids, primary first) the active set; each must be loaded. Caller commits.
+  Status set_active(const std::vector<std::string>& ids);
   Result<std::vector<ModelInfo>> list() const;
   // Removes models that no chunk names and that are not current; returns how many.
   Result<int> retire_unused();

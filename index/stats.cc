@@ -21,6 +21,20 @@ Result<Backlog> recompress_backlog(Store& st) {
   return b;
 }
 
+Status add_recompress_work(Store& st, uint64_t raw_bytes, int64_t busy_ns) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  const std::pair<const char*, int64_t> rows[] = {
+      {"recompress_chunks", 1}, {"recompress_raw_bytes", int64_t(raw_bytes)}, {"recompress_busy_ns", busy_ns}};
+  for (auto& [key, add] : rows) {
+    Stmt s = st.index.db->prepare(
+        "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+        "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + CAST(excluded.value AS INTEGER)");
+    s.bind_text(1, key).bind(2, add);
+    DZ_RETURN_IF_ERROR(s.run());
+  }
+  return Status::Ok();
+}
+
 Result<VolumeStats> compute_stats(Store& st) {
   VolumeStats v;
   std::lock_guard<std::mutex> g(st.index.mu);
@@ -76,6 +90,18 @@ Result<VolumeStats> compute_stats(Store& st) {
     v.backlog_chunks = b.chunks;
     v.backlog_raw_bytes = b.raw_bytes;
   }
+  {
+    Stmt s = db.prepare(
+        "SELECT key, CAST(value AS INTEGER) FROM meta WHERE key IN "
+        "('recompress_chunks', 'recompress_raw_bytes', 'recompress_busy_ns')");
+    while (s.step()) {
+      const std::string k = s.blob(0);
+      uint64_t& out = k == "recompress_chunks" ? v.recompress_chunks
+                      : k == "recompress_raw_bytes" ? v.recompress_raw_bytes : v.recompress_busy_ns;
+      out = uint64_t(s.i64(1));
+    }
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
   for (auto& [id, size] : st.packs.list()) v.pack_bytes += size;
   for (const char* f : {"/index.db", "/index.db-wal"}) {
     struct stat sb {};
@@ -116,6 +142,9 @@ std::string stats_text(const VolumeStats& s) {
     o << "model " << m << ": " << human(s.raw_by_model.at(m)) << " raw -> " << human(b) << " stored\n";
   o << "backlog:            " << s.backlog_chunks << " chunks (" << human(s.backlog_raw_bytes)
     << ") waiting for background recompression\n";
+  snprintf(r, sizeof r, "%.2f", s.recompress_mb_per_worker_s());
+  o << "recompression work: " << s.recompress_chunks << " chunks, " << human(s.recompress_raw_bytes) << " in "
+    << uint64_t(double(s.recompress_busy_ns) / 1e9) << " s of worker time (" << r << " MB/s per worker)\n";
   return o.str();
 }
 
@@ -142,6 +171,9 @@ std::string stats_json(const VolumeStats& s) {
   obj("chunks_by_codec", s.chunks_by_codec);
   obj("stored_bytes_by_model", s.stored_by_model);
   o << ", \"backlog_chunks\": " << s.backlog_chunks << ", \"backlog_raw_bytes\": " << s.backlog_raw_bytes;
+  snprintf(r, sizeof r, "%.3f", s.recompress_mb_per_worker_s());
+  o << ", \"recompress_chunks\": " << s.recompress_chunks << ", \"recompress_raw_bytes\": " << s.recompress_raw_bytes
+    << ", \"recompress_busy_ns\": " << s.recompress_busy_ns << ", \"recompress_mb_per_worker_s\": " << r;
   o << "}\n";
   return o.str();
 }

@@ -20,6 +20,11 @@ struct VolumeStats {
   std::map<std::string, uint64_t> stored_by_codec, raw_by_codec, chunks_by_codec;
   std::map<std::string, uint64_t> stored_by_model, raw_by_model;  // neural chunks per model id
   uint64_t backlog_chunks = 0, backlog_raw_bytes = 0;  // not yet tried by recompression
+  // Cumulative work of background recompression (all mounts and `dzfs compress` runs).
+  uint64_t recompress_chunks = 0, recompress_raw_bytes = 0, recompress_busy_ns = 0;
+  double recompress_mb_per_worker_s() const {
+    return recompress_busy_ns ? double(recompress_raw_bytes) / 1e6 / (double(recompress_busy_ns) / 1e9) : 0.0;
+  }
   double dedup_ratio() const { return unique_chunk_bytes ? double(referenced_bytes) / unique_chunk_bytes : 1.0; }
   double compression_ratio() const { return stored_bytes ? double(unique_chunk_bytes) / stored_bytes : 1.0; }
 };
@@ -29,6 +34,9 @@ struct Backlog {
 };
 Result<Backlog> recompress_backlog(Store& store);
 Status recompress_backlog_locked(SqliteDb& db, Backlog& out);  // caller holds IndexDb::mu
+
+// Adds one recompression attempt to the cumulative counters (meta rows); part of the next commit.
+Status add_recompress_work(Store& store, uint64_t raw_bytes, int64_t busy_ns);
 
 Result<VolumeStats> compute_stats(Store& store);
 std::string stats_text(const VolumeStats& s);

@@ -169,6 +169,25 @@ TEST(MountOptionsTest, RecompressionOptions) {
   EXPECT_EQ(parse_mount_option_list("settle_secs=-1", o).code(), EINVAL);
 }
 
+TEST(MountOptionsTest, GpuAndAutotrainOptions) {
+  auto d = parse({"/s", "/m"});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->gpu, MountOptions::Gpu::kAuto);
+  EXPECT_EQ(d->autotrain_mb, 0u);
+  auto r = parse({"/s", "/m", "-o", "gpu=off,autotrain_mb=512"});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->gpu, MountOptions::Gpu::kOff);
+  EXPECT_EQ(r->autotrain_mb, 512u);
+  MountOptions o;
+  ASSERT_TRUE(parse_mount_option_list("gpu=on", o).ok());
+  EXPECT_EQ(o.gpu, MountOptions::Gpu::kOn);
+  Status s = parse_mount_option_list("gpu=yes", o);
+  EXPECT_EQ(s.code(), EINVAL);
+  EXPECT_NE(s.message().find("gpu"), std::string::npos) << s.message();
+  EXPECT_EQ(parse_mount_option_list("autotrain_mb=-5", o).code(), EINVAL);
+  EXPECT_EQ(parse_mount_option_list("autotrain_mb", o).code(), EINVAL);
+}
+
 TEST(MountOptionsTest, MountFuse3Form) {
   // mount.fuse3 runs `dzfs STORE MNT -o rw,dev,suid,...` with the fstab options.
   auto r = parse({"/backup/store", "/mnt/backup", "-o", "rw,nodev,nosuid,noexec,relatime,_netdev,x-systemd.automount"});
