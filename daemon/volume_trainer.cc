@@ -50,8 +50,24 @@ Status write_file(const std::string& path, const std::string& bytes) {
 
 struct Sample {
   std::vector<ModelPtr> active;
+  ModelPtr init;  // the active model that codes the most of the volume: the one to fine-tune
   TrainingOutcome counts;
 };
+
+// The active model naming the most live raw bytes (the primary when none names any): fine-tuning
+// the model that already wins the volume's chunks is what can beat it.
+Result<ModelPtr> busiest_active_model(Store& st, const std::vector<ModelPtr>& active) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  Stmt q = st.index.db->prepare(
+      "SELECT model FROM chunks WHERE refcount > 0 AND model IS NOT NULL GROUP BY model ORDER BY SUM(raw_len) DESC");
+  while (q.step()) {
+    const std::string id = q.blob(0);
+    for (auto& m : active)
+      if (m->id().hex() == id) return m;
+  }
+  DZ_RETURN_IF_ERROR(q.done_status());
+  return active.front();
+}
 
 // Step 1. Read-only: works beside a mount (the index is read at its last commit).
 Result<Sample> write_sample(const std::string& dir, const std::string& work, const VolumeTrainOptions& o) {
@@ -63,6 +79,9 @@ Result<Sample> write_sample(const std::string& dir, const std::string& work, con
   Sample s;
   s.active = (*st)->models->active();
   if (s.active.empty()) return Status::Error(ENOENT, "the volume has no usable active model to start from");
+  auto init = busiest_active_model(**st, s.active);
+  if (!init.ok()) return init.status();
+  s.init = *init;
   std::vector<int64_t> ids;
   {
     std::lock_guard<std::mutex> g((*st)->index.mu);
@@ -234,9 +253,9 @@ Result<TrainingOutcome> train_in(const std::string& dir, const std::string& work
   TrainingOutcome r = sample->counts;
   VolumeTrainOptions run = o;
   if (run.steps <= 0) run.steps = int(std::clamp<uint64_t>(2 * r.train_bytes / uint64_t(o.batch), 100, 1000));
-  const ModelPtr& primary = sample->active.front();
-  r.parent = primary->id().hex();
-  DZ_RETURN_IF_ERROR(write_config(work + "/train.conf", *primary, dir + "/models/" + r.parent + ".dzm", work, run));
+  const ModelPtr& init = sample->init;
+  r.parent = init->id().hex();
+  DZ_RETURN_IF_ERROR(write_config(work + "/train.conf", *init, dir + "/models/" + r.parent + ".dzm", work, run));
   say(o, "training (fine-tuning model " + r.parent.substr(0, 8) + ", " + std::to_string(run.steps) + " steps)");
   DZ_RETURN_IF_ERROR(run_trainer(trainer, work + "/train.conf", work + "/train.log", run));
 

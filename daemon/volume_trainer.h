@@ -6,8 +6,8 @@
 //      8th sampled chunk is held back and never trained on. The store is opened read-only, so
 //      this works beside a mount.
 //   2. train: dzfs-train (a separate program, so no dzfs process loads libtorch) fine-tunes the
-//      primary active model on the sample, at low priority; its config is written from the
-//      primary model's shape.
+//      active model that codes the most of the volume (by raw bytes; else the primary) on the
+//      sample, at low priority; its config is written from that model's shape.
 //   3. evaluate: every held-back chunk is encoded with each active model and with the candidate;
 //      before = sum of the best active frame per chunk, after = the same with the candidate
 //      allowed. Adopt only if after <= before * (1 - margin).

@@ -53,7 +53,7 @@ const std::map<std::string, std::string> kHelp = {
                "  List the volume's model versions and what each compresses. --add installs a model file\n"
                "  and makes it current; --retire removes models no chunk uses (both: volume unmounted)."},
     {"train", "dzfs train STORE|MOUNTPOINT [--steps N] [--margin PCT] [--sample-mb N] [--migrate] [--no-wait]\n"
-              "  Train a model of this volume: fine-tune its primary model on a sample of its chunks (32 MiB;\n"
+              "  Train a model of this volume: fine-tune the model coding most of it on a sample of its chunks (32 MiB;\n"
               "  two passes, 100..1000 steps, unless --steps) and adopt the result only if it shrinks a\n"
               "  held-back sample by at least PCT percent (default 1). --migrate re-encodes chunks of models\n"
               "  that leave the active set. Works mounted (the daemon adopts) or not. Exit 0 adopted, 3 not.\n"
