@@ -41,7 +41,9 @@ const std::map<std::string, std::string> kHelp = {
               "  Mount a volume. -f stays in the foreground, -d also prints FUSE debug output.\n"
               "  Options: allow_other, ro, commit_secs=N (5), cache_mb=N (256), dirty_mb=N (64),\n"
               "  threads=N (16), gc_secs=N (300, 0 = off), workers=N (CPUs-1), settle_secs=N (10),\n"
-              "  codec=auto|zstd (auto), writeback=0|1 (1), and the usual kernel mount flags."},
+              "  codec=auto|zstd (auto), writeback=0|1 (1), gpu=auto|on|off (auto; this build has no GPU\n"
+              "  backend, so on fails), autotrain_mb=N (0 = off: train a volume model after N MiB of new\n"
+              "  data, see dzfs help train), and the usual kernel mount flags."},
     {"umount", "dzfs umount MOUNTPOINT\n  Commit everything, unmount, and wait until the volume is closed."},
     {"stats", "dzfs stats STORE|MOUNTPOINT [--json]\n  Logical, unique and stored bytes, ratios, bytes per codec."},
     {"gc", "dzfs gc STORE\n  Delete unreferenced chunks and compact pack files. The volume must not be mounted."},
@@ -53,10 +55,11 @@ const std::map<std::string, std::string> kHelp = {
                "  List the volume's model versions and what each compresses. --add installs a model file\n"
                "  and makes it current; --retire removes models no chunk uses (both: volume unmounted)."},
     {"train", "dzfs train STORE|MOUNTPOINT [--steps N] [--margin PCT] [--sample-mb N] [--migrate] [--no-wait]\n"
-              "  Train a model of this volume: fine-tune the model coding most of it on a sample of its chunks (32 MiB;\n"
-              "  two passes, 100..1000 steps, unless --steps) and adopt the result only if it shrinks a\n"
-              "  held-back sample by at least PCT percent (default 1). --migrate re-encodes chunks of models\n"
-              "  that leave the active set. Works mounted (the daemon adopts) or not. Exit 0 adopted, 3 not.\n"
+              "  Train a model of this volume: fine-tune the model that codes most of it on a sample of\n"
+              "  its chunks (32 MiB; two passes, 100..1000 steps, unless --steps) and adopt the result only\n"
+              "  if it shrinks a held-back sample by at least PCT percent (default 1). --migrate re-encodes\n"
+              "  chunks of models that leave the active set. Works mounted (the daemon adopts) or not.\n"
+              "  Exit 0 adopted, 3 not adopted.\n"
               "dzfs train --config FILE [--data DIR]... [--out MODEL] | --eval MODEL --data DIR\n"
               "  Train the codec's network on a directory tree (libtorch; GPU when present) and export a\n"
               "  model file; see train/README.md. Both run the dzfs-train program installed beside dzfs."},
