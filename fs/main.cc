@@ -19,6 +19,7 @@
 #include "daemon/volume_trainer.h"
 #include "fs/mount.h"
 #include "fs/mountinfo.h"
+#include "fs/progress.h"
 #include "index/fsck.h"
 #include "index/gc.h"
 #include "index/log.h"
@@ -186,7 +187,10 @@ int cmd_gc(const std::vector<std::string>& a) {
   if (a.size() != 1) return usage_error(kHelp.at("gc"));
   auto st = open_exclusive(a[0]);
   if (!st.ok()) return failed(st.status());
-  auto r = collect_garbage(**st);
+  Progress bar("gc: packs");
+  GcOptions go;
+  go.progress = [&](uint64_t d, uint64_t t) { bar.update(d, t); };
+  auto r = collect_garbage(**st, go);
   if (!r.ok()) return failed(r.status());
   printf("gc: deleted %llu unreferenced chunks, compacted %llu packs (%llu records moved), removed %llu packs\n"
          "gc: pack bytes %llu -> %llu\n",
@@ -194,15 +198,6 @@ int cmd_gc(const std::vector<std::string>& a) {
          (unsigned long long)r->records_moved, (unsigned long long)r->packs_removed,
          (unsigned long long)r->pack_bytes_before, (unsigned long long)r->pack_bytes_after);
   return 0;
-}
-
-void progress_line(const char* what, uint64_t done, uint64_t total) {
-  static bool tty = isatty(2);
-  if (tty) fprintf(stderr, "\r%s: %llu/%llu (%.0f%%)   ", what, (unsigned long long)done, (unsigned long long)total,
-                   total ? 100.0 * double(done) / double(total) : 100.0);
-  else if (done == total || done % 1000 == 0)
-    fprintf(stderr, "%s: %llu/%llu\n", what, (unsigned long long)done, (unsigned long long)total);
-  if (tty && done == total) fputc('\n', stderr);
 }
 
 int cmd_compress(const std::vector<std::string>& a) {
@@ -227,7 +222,8 @@ int cmd_compress(const std::vector<std::string>& a) {
     RecompressOptions ro;
     ro.settle_secs = 0;
     Recompressor r(**st, ro);
-    Status s = r.drain([](uint64_t d, uint64_t t) { progress_line("compress", d, t); });
+    Progress bar("compress");
+    Status s = r.drain([&](uint64_t d, uint64_t t) { bar.update(d, t); });
     if (!s.ok()) return failed(s);
     auto& c = r.counters();
     printf("compress: %llu chunks tried, %llu recompressed (%llu -> %llu bytes), %llu kept\n",
@@ -243,6 +239,7 @@ int cmd_compress(const std::vector<std::string>& a) {
     ::close(fd);
   }
   uint64_t first = 0;
+  Progress bar("compress (mount workers)");
   for (;;) {
     StoreOptions so;
     so.readonly = true;
@@ -253,7 +250,7 @@ int cmd_compress(const std::vector<std::string>& a) {
     first = std::max(first, b->chunks);
     if (!wait) return printf("backlog: %llu chunks (%llu bytes)\n", (unsigned long long)b->chunks,
                              (unsigned long long)b->raw_bytes), 0;
-    progress_line("compress (mount workers)", first - b->chunks, first);
+    bar.update(first - b->chunks, first);
     if (b->chunks == 0) return 0;
     st->reset();
     std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -344,7 +341,8 @@ int cmd_fsck(const std::vector<std::string>& a) {
   if (dir.empty()) return usage_error(kHelp.at("fsck"));
   auto st = open_exclusive(dir);
   if (!st.ok()) return failed(st.status());
-  fo.progress = [](uint64_t d, uint64_t t) { progress_line("fsck: verifying chunks", d, t); };
+  Progress bar("fsck: verifying chunks");
+  fo.progress = [&](uint64_t d, uint64_t t) { bar.update(d, t); };
   auto r = check_volume(**st, fo);
   if (!r.ok()) return failed(r.status());
   print_fsck(*r);
