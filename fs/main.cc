@@ -129,6 +129,15 @@ int cmd_mount(const std::vector<std::string>& a) {
 }
 
 // STORE or the mountpoint of a mounted STORE -> the store directory.
+// Tools read a mounted volume's index as of its last commit: fsync of the mount's root makes the
+// daemon commit what it has (FSYNCDIR), so what was written just before is counted.
+void commit_mount(const std::string& mountpoint) {
+  if (int fd = ::open(mountpoint.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+    (void)fsync(fd);
+    ::close(fd);
+  }
+}
+
 Result<std::string> resolve_store(const std::string& arg) {
   if (access((arg + "/dzfs.conf").c_str(), F_OK) == 0) return canonical_path(arg);
   MountEntry m;
@@ -166,6 +175,7 @@ int cmd_stats(const std::vector<std::string>& a) {
   if (target.empty()) return usage_error(kHelp.at("stats"));
   auto dir = resolve_store(target);
   if (!dir.ok()) return failed(dir.status());
+  if (*dir != canonical_path(target)) commit_mount(target);
   StoreOptions so;
   so.readonly = true;
   auto st = Store::open(*dir, so);
@@ -232,12 +242,7 @@ int cmd_compress(const std::vector<std::string>& a) {
     return 0;
   }
   if (migrate) return failed(Status::Error(EBUSY, "--migrate needs the volume unmounted"));
-  // The backlog is read from the last commit: fsync of the mount's root makes the daemon commit
-  // what it has (FSYNCDIR), so chunks written just before are counted.
-  if (int fd = ::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
-    (void)fsync(fd);
-    ::close(fd);
-  }
+  commit_mount(target);  // the backlog is read from the last commit
   uint64_t first = 0;
   Progress bar("compress (mount workers)");
   for (;;) {
