@@ -312,6 +312,7 @@ int cmd_models(const std::vector<std::string>& args) {
     int rc = cmd_models_change(*dir, add, retire);
     if (rc) return rc;
   }
+  if (*dir != canonical_path(a[0])) commit_mount(a[0]);
   StoreOptions so;
   so.readonly = true;
   auto st = Store::open(*dir, so);
