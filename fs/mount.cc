@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -146,6 +147,8 @@ static int serve(const MountOptions& o, int report_fd) {
   }
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
+  // The final commit below is crash-safe, but a second SIGTERM should not cut it short.
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) signal(sig, SIG_IGN);
   fuse_session_destroy(se);
   s = volume.flush_all();
   if (s.ok()) s = volume.recover();  // files unlinked while open: the kernel holds none now

@@ -16,10 +16,14 @@ Status parse_mount_option_list(const std::string& list, MountOptions& o) {
   // Options the kernel or libfuse understand, passed through as they are.
   static const std::set<std::string> kFuse = {
       "allow_other", "allow_root", "default_permissions", "ro", "rw", "auto_unmount", "suid", "nosuid",
-      "dev", "nodev", "exec", "noexec", "atime", "noatime", "relatime", "norelatime", "sync", "async", "dirsync"};
-  // fstab and mount(8) bookkeeping that means nothing to us.
-  static const std::set<std::string> kIgnored = {"defaults", "auto", "noauto", "user", "nouser", "users",
-                                                 "_netdev", "nofail", "owner", "group"};
+      "dev", "nodev", "exec", "noexec", "atime", "noatime", "sync", "async", "dirsync"};
+  // fstab and mount(8) bookkeeping that means nothing to us; and kernel flags that libfuse 3.14
+  // refuses ("unknown option") although mount(8) passes them on: atime variants (a FUSE mount is
+  // relatime unless noatime), lazytime, iversion, mand, silent/loud. nosymfollow stays an error.
+  static const std::set<std::string> kIgnored = {
+      "defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "owner", "group",
+      "relatime", "norelatime", "strictatime", "nostrictatime", "diratime", "nodiratime", "lazytime",
+      "nolazytime", "iversion", "noiversion", "mand", "nomand", "silent", "loud"};
   std::stringstream in(list);
   std::string opt;
   while (std::getline(in, opt, ',')) {
