@@ -3,6 +3,8 @@
 
 #include <set>
 
+#include "codec/model.h"
+#include "index/model_registry.h"
 #include "index/schema.h"
 
 // The link count an inode must have: its names, plus for a directory its own "." and each
@@ -36,10 +38,57 @@ static Status collect(SqliteDb& db, const char* sql, const std::function<std::st
   return s.done_status();
 }
 
+static bool is_model_id(const std::string& id) {
+  if (id.size() != 32) return false;
+  for (char c : id)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+// Every model the index names (models rows, chunks.model) must load from its file.
+static Status check_models(Store& st, FsckReport& r, std::set<std::string>& damaged) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> g(st.index.mu);
+    Stmt s = st.index.db->prepare(
+        "SELECT CAST(id AS TEXT) FROM models UNION SELECT CAST(model AS TEXT) FROM chunks "
+        "WHERE model IS NOT NULL AND refcount > 0 AND codec = 2");
+    while (s.step()) ids.push_back(s.blob(0));
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
+  for (const std::string& id : ids) {
+    std::string why;
+    if (!is_model_id(id)) {
+      why = "not a model id";  // never used in a path
+    } else {
+      auto m = codec::Model::load_file(st.dir + "/models/" + id + ".dzm");
+      if (!m.ok()) why = m.status().message();
+      else if ((*m)->id().hex() != id) why = "the file holds model " + (*m)->id().hex();
+    }
+    if (why.empty()) continue;
+    damaged.insert(id);
+    int64_t n = 0;
+    {
+      std::lock_guard<std::mutex> g(st.index.mu);
+      Stmt c = st.index.db->prepare(
+          "SELECT COUNT(*) FROM chunks WHERE CAST(model AS TEXT) = ? AND refcount > 0 AND codec = 2");
+      c.bind_text(1, id);
+      if (c.step()) n = c.i64(0);
+    }
+    r.problems.push_back("model " + id + ": file models/" + id + ".dzm is damaged or missing (" + why + "); " +
+                         std::to_string(n) + " chunks compressed with it cannot be read until it is restored");
+  }
+  r.damaged_models.assign(damaged.begin(), damaged.end());
+  return Status::Ok();
+}
+
 Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
   FsckReport r;
-  std::set<int64_t> bad_chunks;
+  std::set<int64_t> bad_chunks, model_chunks;
+  std::set<std::string> damaged_models;
+  DZ_RETURN_IF_ERROR(check_models(st, r, damaged_models));
   std::vector<int64_t> live;
+  std::vector<std::string> live_model;
   {
     std::lock_guard<std::mutex> g(st.index.mu);
     SqliteDb& db = *st.index.db;
@@ -78,8 +127,13 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
     Stmt c = db.prepare("SELECT COUNT(*) FROM inodes");
     if (c.step()) r.inodes_checked = uint64_t(c.i64(0));
     c.reset();
-    Stmt l = db.prepare("SELECT id FROM chunks WHERE refcount > 0 ORDER BY pack, off");
-    while (l.step()) live.push_back(l.i64(0));
+    Stmt l = db.prepare(
+        "SELECT id, CASE WHEN codec = 2 THEN COALESCE(CAST(model AS TEXT), '') ELSE '' END FROM chunks "
+        "WHERE refcount > 0 ORDER BY pack, off");
+    while (l.step()) {
+      live.push_back(l.i64(0));
+      live_model.push_back(l.blob(1));
+    }
     DZ_RETURN_IF_ERROR(l.done_status());
   }
   if (opts.verify_data) {
@@ -89,17 +143,23 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
       st.chunks.forget_cached(live[i]);
       ++r.chunks_checked;
       if (!b.ok()) {
-        bad_chunks.insert(live[i]);
+        // A chunk of a damaged model file is not itself damaged: repair must not drop it. (A
+        // chunk naming something that is not a model id has a damaged row: it is a bad chunk.)
+        if (damaged_models.count(live_model[i]) && is_model_id(live_model[i])) model_chunks.insert(live[i]);
+        else bad_chunks.insert(live[i]);
         r.problems.push_back(b.status().message());
       }
     }
     if (opts.progress) opts.progress(live.size(), live.size());
   }
   r.bad_chunks.assign(bad_chunks.begin(), bad_chunks.end());
-  if (!bad_chunks.empty()) {
+  r.model_chunks.assign(model_chunks.begin(), model_chunks.end());
+  if (!bad_chunks.empty() || !model_chunks.empty()) {
     std::lock_guard<std::mutex> g(st.index.mu);
     std::set<std::string> files;
-    for (int64_t id : bad_chunks) {
+    std::set<int64_t> unreadable = bad_chunks;
+    unreadable.insert(model_chunks.begin(), model_chunks.end());
+    for (int64_t id : unreadable) {
       Stmt s = st.index.db->prepare("SELECT DISTINCT ino FROM extents WHERE chunk = ?");
       s.bind(1, id);
       std::vector<uint64_t> inos;
@@ -161,8 +221,42 @@ Status move_aside(SqliteDb& db, uint64_t ino, RepairReport& out) {
 
 }  // namespace
 
+// Writes a damaged model file again from the copy built into this dzfs, when it has one.
+static void restore_models(Store& st, const FsckReport& found, RepairReport& out) {
+  for (const std::string& id : found.damaged_models) {
+    bool restored = false;
+    for (auto bytes : embedded_default_models()) {
+      auto m = codec::Model::load(bytes);
+      if (!m.ok() || (*m)->id().hex() != id) continue;
+      auto done = st.models->install(bytes, "", "", ModelRegistry::Activate::kNo);
+      if (done.ok()) {
+        out.actions.push_back("restored model file models/" + id + ".dzm from the copy built into dzfs");
+        ++out.models_restored;
+        restored = true;
+      } else {
+        out.actions.push_back("could not restore model " + id + ": " + done.status().message());
+      }
+      break;
+    }
+    if (restored) continue;
+    // No live chunk needs it: the row goes (as `dzfs models --retire` would drop it).
+    std::lock_guard<std::mutex> g(st.index.mu);
+    Stmt d = st.index.db->prepare(
+        "DELETE FROM models WHERE CAST(id AS TEXT) = ?1 AND NOT EXISTS (SELECT 1 FROM chunks "
+        "WHERE CAST(model AS TEXT) = ?1 AND refcount > 0 AND codec = 2)");
+    d.bind_text(1, id);
+    if (d.run().ok() && st.index.db->changes() > 0) {
+      out.actions.push_back("dropped the row of model " + id + ", which no chunk uses and whose file is damaged or missing");
+      continue;
+    }
+    out.actions.push_back("model " + id + " is not built into this dzfs: its chunks are kept; restore models/" + id +
+                          ".dzm from a backup");
+  }
+}
+
 Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
   RepairReport out;
+  restore_models(st, found, out);  // before IndexDb::mu: install takes it
   std::lock_guard<std::mutex> g(st.index.mu);
   SqliteDb& db = *st.index.db;
   DZ_RETURN_IF_ERROR(db.exec("SAVEPOINT repair"));

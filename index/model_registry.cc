@@ -93,6 +93,14 @@ Status ModelRegistry::open() {
     if (c.step()) cur = c.blob(0);
   }
   for (const std::string& id : ids) {
+    // Paths are built only from hex ids: a damaged row never names a file outside models/.
+    const bool hex = id.size() == 32 && std::all_of(id.begin(), id.end(), [](char c) {
+      return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+    });
+    if (!hex) {
+      log_error("index row names model '" + id.substr(0, 40) + "', which is not a model id; ignored (run dzfs fsck)");
+      continue;
+    }
     Status st = load_file(dir + "/" + id + ".dzm");
     // A damaged model makes only its own chunks unreadable (EIO naming it); the volume mounts.
     if (!st.ok()) log_error(st.message() + "; chunks compressed with it cannot be read");

@@ -10,6 +10,7 @@
 //  - every chunks row points at a pack record that was fsynced before the row was committed.
 #include "index/schema.h"
 
+#include <charconv>
 #include <ctime>
 #include <string>
 
@@ -74,7 +75,11 @@ Status check_schema(SqliteDb& db) {
     Status e = s.done_status();
     return Status::Error(EIO, e.ok() ? "index has no schema version (not a dzfs index?)" : e.message());
   }
-  int v = std::stoi(s.blob(0).empty() ? "0" : s.blob(0));
+  const std::string text = s.blob(0);
+  int v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size())
+    return Status::Error(EIO, "index schema version '" + text.substr(0, 20) + "' is not a number (damaged index?)");
   if (v > kIndexSchemaVersion)
     return Status::Error(EPROTO, "index schema version " + std::to_string(v) +
                                      " is newer than this dzfs supports (" +

@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <exception>
 
 #include "index/log.h"
 #include "index/model_registry.h"
@@ -140,15 +139,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   auto db = SqliteDb::open(dir + "/index.db", opts.readonly);
   if (!db.ok()) return db.status();
   st->index.db.reset(*db);
-  // check_schema parses meta.schema_version with std::stoi, which throws on a damaged value
-  // (tests/fuzz/regressions/fuzz_index/meta-*): a damaged index is an error, not an abort.
-  Status schema;
-  try {
-    schema = check_schema(*st->index.db);
-  } catch (const std::exception& e) {
-    schema = Status::Error(EIO, "index " + dir + "/index.db is damaged: its schema version is not a number");
-  }
-  DZ_RETURN_IF_ERROR(schema);
+  DZ_RETURN_IF_ERROR(check_schema(*st->index.db));
   DZ_RETURN_IF_ERROR(st->packs.open());
   if (!opts.readonly) DZ_RETURN_IF_ERROR(st->index.db->begin_batch());
   DZ_RETURN_IF_ERROR(st->models->open());

@@ -11,7 +11,8 @@ pkgs=(
   libgtest-dev                  # unit and integration tests
   clang libclang-rt-14-dev      # libFuzzer targets
   libtorch-dev libopenblas0-pthread  # dzfs train (OpenBLAS: ~10x faster matrix products than reference BLAS)
-  rsync attr acl xz-utils python3 fio stress-ng  # integration tests and the quick start
+  rsync attr acl xz-utils python3 fio stress-ng strace  # integration tests (strace: fault injection) and the quick start
+  dpkg-dev man-db groff-base    # cpack -G DEB (dpkg-shlibdeps), man -w / man -l of the man page
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
