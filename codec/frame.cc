@@ -19,12 +19,12 @@ uint64_t raw_hash(std::span<const uint8_t> raw) { return XXH3_64bits(raw.data(),
 uint32_t header_check(const uint8_t* h, size_t n) { return static_cast<uint32_t>(XXH3_64bits(h, n)); }
 
 void put_header(std::vector<uint8_t>* out, CodecId codec, std::span<const uint8_t> raw, uint32_t payload_len,
-                const ModelId* model_id) {
+                const ModelId* model_id, uint8_t version) {
   const size_t hl = codec == CodecId::kNeural ? kNeuralFrameHeaderSize : kFrameHeaderSize;
   out->resize(hl);
   uint8_t* h = out->data();
   std::memcpy(h, kFrameMagic, 4);
-  h[4] = kFrameVersion;
+  h[4] = codec == CodecId::kNeural ? version : 1;
   h[5] = static_cast<uint8_t>(codec);
   h[6] = 0;
   h[7] = static_cast<uint8_t>(hl);
@@ -56,11 +56,19 @@ Result<std::vector<uint8_t>> zstd_payload(std::span<const uint8_t> raw, int leve
 }
 
 Result<std::vector<uint8_t>> assemble(CodecId codec, std::span<const uint8_t> raw, std::span<const uint8_t> payload,
-                                      const ModelId* id) {
+                                      const ModelId* id, uint8_t version = 1) {
   std::vector<uint8_t> f;
-  put_header(&f, codec, raw, static_cast<uint32_t>(payload.size()), id);
+  put_header(&f, codec, raw, static_cast<uint32_t>(payload.size()), id, version);
   f.insert(f.end(), payload.begin(), payload.end());
   return f;
+}
+
+bool neural_version_ok(const EncodeOptions& o) {
+  return o.frame_version >= kFrameVersionMin && o.frame_version <= kFrameVersion;
+}
+Status bad_version(const EncodeOptions& o) {
+  return Status::Error(ErrorCode::kInvalidArgument,
+                       "encode: unsupported frame version " + std::to_string(o.frame_version));
 }
 
 }  // namespace
@@ -90,7 +98,7 @@ Result<FrameHeader> peek_frame_header(std::span<const uint8_t> b) {
   if (std::memcmp(b.data(), kFrameMagic, 4) != 0) return bad("bad magic");
   FrameHeader h;
   h.version = b[4];
-  if (h.version != kFrameVersion)
+  if (h.version < kFrameVersionMin || h.version > kFrameVersion)
     return Status::Error(ErrorCode::kUnsupported, "frame: unsupported version " + std::to_string(h.version));
   if (b[5] > static_cast<uint8_t>(CodecId::kNeural))
     return Status::Error(ErrorCode::kUnsupported, "frame: unknown codec id " + std::to_string(b[5]));
@@ -128,11 +136,12 @@ Result<std::vector<uint8_t>> encode_frame(CodecId codec, std::span<const uint8_t
       }
       case CodecId::kNeural: {
         if (raw.empty()) return Status::Error(ErrorCode::kInvalidArgument, "encode: empty chunk must be raw");
+        if (!neural_version_ok(opts)) return bad_version(opts);
         std::vector<uint8_t> p;
-        auto r = detail::neural_encode(raw, model, opts.isa, SIZE_MAX, &p);
+        auto r = detail::neural_encode(raw, model, opts.isa, SIZE_MAX, &p, nullptr, opts.frame_version);
         if (!r.ok()) return r.status();
         ModelId id = model ? model->id() : ModelId{};
-        return assemble(codec, raw, p, &id);
+        return assemble(codec, raw, p, &id, opts.frame_version);
       }
     }
   } catch (const std::bad_alloc&) {
@@ -156,15 +165,16 @@ Result<std::vector<uint8_t>> choose_and_encode(std::span<const uint8_t> raw, con
       best = CodecId::kZstd;
       best_size = kFrameHeaderSize + z->size();
     }
+    if (opts.try_neural && !neural_version_ok(opts)) return bad_version(opts);
     if (opts.try_neural && best_size > kNeuralFrameHeaderSize + 4) {
       // Neural wins only if strictly smaller: payload budget = best - header - 1.
       const size_t budget = best_size - kNeuralFrameHeaderSize - 1;
       std::vector<uint8_t> p;
-      auto r = detail::neural_encode(raw, model, opts.isa, budget, &p);
+      auto r = detail::neural_encode(raw, model, opts.isa, budget, &p, nullptr, opts.frame_version);
       if (!r.ok()) return r.status();
       if (*r) {
         ModelId id = model ? model->id() : ModelId{};
-        return assemble(CodecId::kNeural, raw, p, &id);
+        return assemble(CodecId::kNeural, raw, p, &id, opts.frame_version);
       }
     }
     if (best == CodecId::kZstd) return assemble(CodecId::kZstd, raw, *z, nullptr);
@@ -206,7 +216,7 @@ Result<std::vector<uint8_t>> decode_frame(std::span<const uint8_t> frame, const 
           m = models.find(h.model_id);
           if (!m) return Status::Error(ErrorCode::kModelMismatch, "frame: needs model " + h.model_id.hex() + ", not loaded");
         }
-        DZC_RETURN_IF_ERROR(detail::neural_decode(payload, h.raw_len, m, opts.isa, &out));
+        DZC_RETURN_IF_ERROR(detail::neural_decode(payload, h.raw_len, m, opts.isa, &out, h.version));
         break;
       }
     }

@@ -14,7 +14,11 @@ namespace dzfs::codec {
 enum class CodecId : uint8_t { kRaw = 0, kZstd = 1, kNeural = 2 };
 const char* codec_name(CodecId id);
 
-inline constexpr uint8_t kFrameVersion = 1;
+// Frame versions: 1 and 2 share the layout; they differ only in the neural payload's predictor
+// (FORMAT.md 2). Neural frames are written as kFrameVersion (2) unless EncodeOptions asks for 1;
+// raw and zstd frames are written as version 1 (unchanged bytes). Both versions decode.
+inline constexpr uint8_t kFrameVersion = 2;
+inline constexpr uint8_t kFrameVersionMin = 1;
 inline constexpr size_t kFrameHeaderSize = 28;        // raw, zstd
 inline constexpr size_t kNeuralFrameHeaderSize = 44;  // + 16-byte model id
 inline constexpr uint32_t kMaxFrameRawLen = 64u << 20;  // format limit (callers may set lower)
@@ -45,6 +49,7 @@ struct EncodeOptions {
   int zstd_level = 3;      // level of the zstd candidate (and of kZstd frames)
   bool try_neural = true;  // choose_and_encode: also try the neural codec
   Isa isa = Isa::kAuto;
+  uint8_t frame_version = kFrameVersion;  // of neural frames: 1 (legacy predictor) or 2
 };
 
 struct DecodeOptions {

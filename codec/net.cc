@@ -85,7 +85,11 @@ void act_scalar(uint8_t* out, const int32_t* acc, int32_t m, int32_t s, const ui
   for (int j = 0; j < H; ++j) out[j] = lut[std::clamp(requant(acc[j], m, s), -128, 127) + 128];
 }
 
-const NetKernels kScalar{Isa::kScalar, accum_scalar, dot_scalar, matvec_scalar, act_scalar};
+void logits16_scalar(int16_t* out, const int32_t* acc, int32_t m, int32_t s) {
+  for (int j = 0; j < 16; ++j) out[j] = static_cast<int16_t>(std::clamp(requant(acc[j], m, s), -2047, 2047));
+}
+
+const NetKernels kScalar{Isa::kScalar, accum_scalar, dot_scalar, matvec_scalar, act_scalar, logits16_scalar};
 
 }  // namespace
 
@@ -118,10 +122,7 @@ NetEval::NetEval(const Model& m, const NetKernels& k) : m_(m), k_(k) {
 void NetEval::nibble_logits(int bucket) {
   const size_t H = static_cast<size_t>(H_);
   k_.matvec(nib_acc_, h_, wo_nib_ + static_cast<size_t>(bucket) * 16 * H, bo_nib_ + bucket * 16, 16, H_);
-  for (int j = 1; j < 16; ++j) {
-    const int32_t v = requant(nib_acc_[j], mo_, so_);
-    nib_logit_[j] = static_cast<int16_t>(v > 2047 ? 2047 : v < -2047 ? -2047 : v);
-  }
+  k_.logits16(nib_logit_, nib_acc_, mo_, so_);  // entry 0 (row 0 unused) is never read
 }
 
 void NetEval::set_context(const uint8_t* buf, size_t pos) {

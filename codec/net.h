@@ -21,6 +21,8 @@ struct NetKernels {
   void (*matvec)(int32_t* out, const uint8_t* a, const int8_t* w, const int32_t* bias, int rows, int H);
   // out[j] = lut[clamp(requant(acc[j], m, s), -128, 127) + 128] (int32 requant, see model.h).
   void (*act)(uint8_t* out, const int32_t* acc, int32_t m, int32_t s, const uint8_t* lut, int H);
+  // out[j] = clamp(requant(acc[j], m, s), -2047, 2047) for j < 16 (the nibble-tree logits).
+  void (*logits16)(int16_t* out, const int32_t* acc, int32_t m, int32_t s);
 };
 
 const NetKernels& kernels_for(Isa resolved);
@@ -74,7 +76,7 @@ class NetEval {
   const int8_t* wo_nib_;   // [17][16][H] rows of WO regrouped per nibble tree (row 0 unused)
   const int32_t* bo_nib_;  // [17][16]
   alignas(32) int32_t nib_acc_[16];
-  int16_t nib_logit_[16] = {};
+  alignas(32) int16_t nib_logit_[16] = {};
 };
 
 }  // namespace dzfs::codec::detail

@@ -80,7 +80,32 @@ DZC_AVX2 inline __m256i reduce8(const __m256i* v) {
                           _mm256_permute2x128_si256(s0123, s4567, 0x31));
 }
 
+// H = 32 * NC (NC <= 4): the activations stay in registers for all rows.
+template <int NC>
+DZC_AVX2 void matvec_avx2_fixed(int32_t* out, const uint8_t* a, const int8_t* w, const int32_t* bias, int rows) {
+  constexpr int H = 32 * NC;
+  __m256i av[NC];
+  for (int c = 0; c < NC; ++c) av[c] = _mm256_loadu_si256(p256(a + 32 * c));
+  for (int r0 = 0; r0 < rows; r0 += 8) {
+    __m256i acc[8];
+    for (int i = 0; i < 8; ++i) {
+      const int8_t* row = w + static_cast<size_t>(r0 + i) * H;
+      __m256i s = dot32_avx2(av[0], _mm256_loadu_si256(p256(row)));
+      for (int c = 1; c < NC; ++c) s = _mm256_add_epi32(s, dot32_avx2(av[c], _mm256_loadu_si256(p256(row + 32 * c))));
+      acc[i] = s;
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r0),
+                        _mm256_add_epi32(reduce8(acc), _mm256_loadu_si256(p256(bias + r0))));
+  }
+}
+
 DZC_AVX2 void matvec_avx2(int32_t* out, const uint8_t* a, const int8_t* w, const int32_t* bias, int rows, int H) {
+  switch (H) {
+    case 32: return matvec_avx2_fixed<1>(out, a, w, bias, rows);
+    case 64: return matvec_avx2_fixed<2>(out, a, w, bias, rows);
+    case 96: return matvec_avx2_fixed<3>(out, a, w, bias, rows);
+    case 128: return matvec_avx2_fixed<4>(out, a, w, bias, rows);
+  }
   for (int r0 = 0; r0 < rows; r0 += 8) {
     __m256i acc[8];
     for (int i = 0; i < 8; ++i) {
@@ -98,7 +123,6 @@ DZC_AVX2 void matvec_avx2(int32_t* out, const uint8_t* a, const int8_t* w, const
 // requant in int32 (the loader guarantees |acc| * m + 2^(s-1) < 2^31), clamp, then LUT.
 // requant in int32 (the loader guarantees |acc| * m + 2^(s-1) < 2^31), clamp, then LUT.
 DZC_AVX2 void act_avx2(uint8_t* out, const int32_t* acc, int32_t m, int32_t s, const uint8_t* lut, int H) {
-  alignas(32) uint8_t idx[32];
   const __m256i vm = _mm256_set1_epi32(m), vr = _mm256_set1_epi32(s > 0 ? 1 << (s - 1) : 0);
   const __m128i vs = _mm_cvtsi32_si128(s);
   const __m256i off = _mm256_set1_epi16(128);
@@ -115,9 +139,28 @@ DZC_AVX2 void act_avx2(uint8_t* out, const int32_t* acc, int32_t m, int32_t s, c
     // Undo the per-lane interleaving of the packs: dwords hold elements
     // [0-3, 8-11, 16-19, 24-27 | 4-7, 12-15, 20-23, 28-31].
     b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(idx), b);
-    for (int k = 0; k < 32; ++k) out[j + k] = lut[idx[k]];
+    // 256-entry LUT by 16 vpshufb lookups: entry b = table k = b >> 4, element b & 15.
+    const __m256i lo = _mm256_and_si256(b, _mm256_set1_epi8(15));
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), _mm256_set1_epi8(15));
+    __m256i r = _mm256_setzero_si256();
+    for (int k = 0; k < 16; ++k) {
+      const __m256i t = _mm256_broadcastsi128_si256(_mm_loadu_si128(p128(lut + 16 * k)));
+      r = _mm256_or_si256(r, _mm256_and_si256(_mm256_cmpeq_epi8(hi, _mm256_set1_epi8(static_cast<char>(k))),
+                                              _mm256_shuffle_epi8(t, lo)));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + j), r);
   }
+}
+
+DZC_AVX2 void logits16_avx2(int16_t* out, const int32_t* acc, int32_t m, int32_t s) {
+  const __m256i vm = _mm256_set1_epi32(m), vr = _mm256_set1_epi32(s > 0 ? 1 << (s - 1) : 0);
+  const __m128i vs = _mm_cvtsi32_si128(s);
+  const __m256i lo = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_loadu_si256(p256(acc)), vm), vr), vs);
+  const __m256i hi = _mm256_sra_epi32(_mm256_add_epi32(_mm256_mullo_epi32(_mm256_loadu_si256(p256(acc + 8)), vm), vr), vs);
+  // packs saturates to int16 (monotone), then the clamp to +-2047: same as clamping the int32.
+  __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(lo, hi), 0xd8);
+  w = _mm256_max_epi16(_mm256_min_epi16(w, _mm256_set1_epi16(2047)), _mm256_set1_epi16(-2047));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), w);
 }
 
 DZC_VNNI int32_t dot_vnni(const uint8_t* a, const int8_t* w, int H) {
@@ -127,7 +170,31 @@ DZC_VNNI int32_t dot_vnni(const uint8_t* a, const int8_t* w, int H) {
   return hsum_avx2(acc);
 }
 
+template <int NC>
+DZC_VNNI void matvec_vnni_fixed(int32_t* out, const uint8_t* a, const int8_t* w, const int32_t* bias, int rows) {
+  constexpr int H = 32 * NC;
+  __m256i av[NC];
+  for (int c = 0; c < NC; ++c) av[c] = _mm256_loadu_si256(p256(a + 32 * c));
+  for (int r0 = 0; r0 < rows; r0 += 8) {
+    __m256i acc[8];
+    for (int i = 0; i < 8; ++i) {
+      const int8_t* row = w + static_cast<size_t>(r0 + i) * H;
+      __m256i s = _mm256_setzero_si256();
+      for (int c = 0; c < NC; ++c) s = _mm256_dpbusd_epi32(s, av[c], _mm256_loadu_si256(p256(row + 32 * c)));
+      acc[i] = s;
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r0),
+                        _mm256_add_epi32(reduce8(acc), _mm256_loadu_si256(p256(bias + r0))));
+  }
+}
+
 DZC_VNNI void matvec_vnni(int32_t* out, const uint8_t* a, const int8_t* w, const int32_t* bias, int rows, int H) {
+  switch (H) {
+    case 32: return matvec_vnni_fixed<1>(out, a, w, bias, rows);
+    case 64: return matvec_vnni_fixed<2>(out, a, w, bias, rows);
+    case 96: return matvec_vnni_fixed<3>(out, a, w, bias, rows);
+    case 128: return matvec_vnni_fixed<4>(out, a, w, bias, rows);
+  }
   for (int r0 = 0; r0 < rows; r0 += 8) {
     __m256i acc[8];
     for (int i = 0; i < 8; ++i) {
@@ -142,8 +209,8 @@ DZC_VNNI void matvec_vnni(int32_t* out, const uint8_t* a, const int8_t* w, const
   }
 }
 
-const NetKernels kAvx2{Isa::kAvx2, accum_avx2, dot_avx2, matvec_avx2, act_avx2};
-const NetKernels kVnni{Isa::kAvx512Vnni, accum_avx2, dot_vnni, matvec_vnni, act_avx2};
+const NetKernels kAvx2{Isa::kAvx2, accum_avx2, dot_avx2, matvec_avx2, act_avx2, logits16_avx2};
+const NetKernels kVnni{Isa::kAvx512Vnni, accum_avx2, dot_vnni, matvec_vnni, act_avx2, logits16_avx2};
 
 }  // namespace
 

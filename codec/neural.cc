@@ -61,6 +61,22 @@ inline uint32_t hash32(uint32_t a, uint32_t b, uint32_t k) {
   return x;
 }
 
+// 64-byte aligned storage for the hashed tables: a 32-byte bucket then never straddles two cache
+// lines (malloc'd large blocks are only 16-byte aligned), so one prefetch covers a bucket.
+template <class T>
+struct CacheAlloc {
+  using value_type = T;
+  CacheAlloc() = default;
+  template <class U>
+  CacheAlloc(const CacheAlloc<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64})); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t{64}); }
+  template <class U>
+  bool operator==(const CacheAlloc<U>&) const { return true; }
+};
+template <class T>
+using CacheVec = std::vector<T, CacheAlloc<T>>;
+
 inline uint32_t pow2_at_least(size_t n, uint32_t lo, uint32_t hi) {
   uint32_t v = lo;
   while (v < n && v < hi) v <<= 1;
@@ -125,8 +141,9 @@ struct Apm {
     for (size_t i = 1; i < n; ++i) std::memcpy(&t[i * 33], &t[0], 33 * sizeof(uint16_t));
   }
   // Returns 12-bit p. wlo/hi exported for the float measurement.
-  int pp(const Logistic& l, int pr, uint32_t cx, int* w_out = nullptr, uint32_t* base_out = nullptr) {
-    const int s = stretch(l, pr) + 2048;  // 1..4095
+  // st = stretch(p) of the input probability.
+  int pp(int st, uint32_t cx, int* w_out, uint32_t* base_out) {
+    const int s = st + 2048;  // 1..4095
     const int lo = s >> 7, w = s & 127;   // lo 0..31
     const uint32_t base = cx * 33 + static_cast<uint32_t>(lo);
     idx = base + (w >> 6);
@@ -141,8 +158,32 @@ struct Apm {
 };
 
 // ---------------------------------------------------------------------------------------------
-constexpr int kHashed = 5;
 constexpr int kMinMatch = 6;
+
+// Hashed context kinds. Version 1 uses {kO2, kO3, kO4, kO6, kWord} (FORMAT.md 2.2).
+// Version 2 replaces order 3 by a column context and an order-12 context that skips line feeds
+// (FASTA/FASTQ sequence lines continue across them), and drops the order-0 input.
+enum Ctx : int { kO2, kO3, kO4, kO6, kWord, kCol, kN12 };
+
+// Per payload version: the hashed contexts and their mixer lanes; kNoO0: lane 0 stays 0.
+template <int V>
+struct Layout;
+template <>
+struct Layout<1> {
+  static constexpr int kHashed = 5;
+  static constexpr Ctx kKind[kHashed] = {kO2, kO3, kO4, kO6, kWord};
+  static constexpr int kLane[kHashed] = {2, 3, 4, 5, 6};
+  static constexpr bool kNoO0 = false;
+  static constexpr size_t kTableDiv = 8;  // buckets per hashed table: pow2 >= n / kTableDiv
+};
+template <>
+struct Layout<2> {
+  static constexpr int kHashed = 6;
+  static constexpr Ctx kKind[kHashed] = {kO2, kO4, kO6, kWord, kN12, kCol};
+  static constexpr int kLane[kHashed] = {2, 4, 5, 6, 7, 3};
+  static constexpr bool kNoO0 = true;
+  static constexpr size_t kTableDiv = 8;
+};
 
 // Logistic mixer, int16 weights (1.0 = 2^13), int16 inputs (stretch, +-2047), 16 lanes.
 // dot = (sum_i x_i * w_i) >> 13 (exact int32: |sum| <= 16 * 2047 * 32767 < 2^31).
@@ -153,8 +194,8 @@ constexpr int kLanes = 16;
 struct XVec {  // the 16 inputs, built once per bit in registers
   __m128i v[2];
   void set(const int16_t* x) {
-    v[0] = _mm_setr_epi16(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]);
-    v[1] = _mm_setr_epi16(x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15]);
+    v[0] = _mm_load_si128(reinterpret_cast<const __m128i*>(x));  // x is 16-byte aligned
+    v[1] = _mm_load_si128(reinterpret_cast<const __m128i*>(x + 8));
   }
 };
 #else
@@ -206,16 +247,20 @@ struct Mixer {
   }
 };
 
+template <int V>
 class Predictor {
+  static constexpr int kHashed = Layout<V>::kHashed;
+  static constexpr bool kNoO0 = Layout<V>::kNoO0;
+
  public:
   Predictor(const uint8_t* buf, size_t len, const Model* model, const NetKernels& k)
       : l_(L()), dt_(DT()), r16_(R16()), buf_(buf), len_(len), a1_(256, 7), a2_(33 * 8, 7),
         mx1_(256), mx2_(64) {
     if (model) net_ = std::make_unique<NetEval>(*model, k);
-    const uint32_t nb = pow2_at_least(len / 8, 1024, 1u << 18);
+    const uint32_t nb = pow2_at_least(len / Layout<V>::kTableDiv, 1024, 1u << 18);
     for (int i = 0; i < kHashed; ++i) {
       uint32_t b = nb;
-      if (i == 0) b = std::min<uint32_t>(b, 1u << 16);  // order 2
+      if (Layout<V>::kKind[i] == kO2) b = std::min<uint32_t>(b, 1u << 16);  // order 2
       mask_[i] = b - 1;
       tab_[i].assign(static_cast<size_t>(b) * 16, kSlotInit);  // tag 0x8000 never matters
     }
@@ -223,6 +268,11 @@ class Predictor {
     o1_.assign(256 * 17 * 16, kSlotInit);  // [c1][nibble bucket 0..16][nibble node 1..15]
     mm_sm_.assign(64 * 2, kSmInit);
     mbits_ = pow2_at_least(len / 2, 1024, 1u << 18);
+    if constexpr (V >= 2) {
+      rbits_ = pow2_at_least(len / 4, 1024, 1u << 16);
+      rtab_.assign(rbits_, 0);
+      rsm_.assign(32 * 2, kSmInit);
+    }
     mtab_.assign(mbits_, 0);
     byte_update();
   }
@@ -230,7 +280,7 @@ class Predictor {
   int p() {
     const Logistic& l = l_;
     int16_t* x = x_;
-    x[0] = stretch(l, static_cast<int>(o0_[c0_] >> 20));
+    if constexpr (!kNoO0) x[0] = stretch(l, static_cast<int>(o0_[c0_] >> 20));
     {
       o1slot_ = o1base_ + nib_;
       const uint16_t s = *o1slot_;
@@ -239,11 +289,9 @@ class Predictor {
     for (int i = 0; i < kHashed; ++i) {
       slot_[i] = bucket_[i] + nib_;
       const uint16_t s = *slot_[i];
-      x[2 + i] = stretch(l, slot_p(s));
+      x[Layout<V>::kLane[i]] = stretch(l, slot_p(s));
     }
-    x[7] = 0;
-    {
-    }
+    if constexpr (V == 1) x[7] = 0;
     // Match model.
     mctx_ = -1;
     if (mlen_ > 0) {
@@ -264,15 +312,33 @@ class Predictor {
     }
     x[10] = static_cast<int16_t>(net_ ? net_->nibble_logit(nib_) : 0);
     x[11] = 256;
+    if constexpr (V >= 2) {
+      // Inverted-repeat model: predicts the complement of the nucleotide before the earlier
+      // occurrence of the reverse complement of the last kRcK nucleotides.
+      rctx_ = -1;
+      x[12] = x[13] = 0;
+      if (rlen_ > 0) {
+        const uint32_t expect = static_cast<uint32_t>(rc_expect_) | 256u;
+        if ((expect >> (8 - bitpos_)) == c0_) {
+          const int ebit = (expect >> (7 - bitpos_)) & 1;
+          const int lq = static_cast<int>(std::min<uint32_t>(rlen_, 31));
+          rctx_ = lq * 2 + ebit;
+          x[12] = static_cast<int16_t>(stretch(l, static_cast<int>(rsm_[rctx_] >> 20)));
+          const int conf = std::min(2047, lq * 32);
+          x[13] = static_cast<int16_t>(ebit ? conf : -conf);
+        }
+      }
+    }
     const int lb = (mctx_ < 0) ? 0 : 1 + std::min(6, ilog2(mlen_));
     xv_.set(x);
     const int d1 = mx1_.mix(l, xv_, c0_);
     const int d2 = mx2_.mix(l, xv_, static_cast<size_t>(lb * 8 + bitpos_));
     dmix_ = (d1 + d2) >> 1;
     pmix_ = squash(l, dmix_);
-    const int q1 = a1_.pp(l, pmix_, c0_, &aw1_, &ab1_);
+    const int spmix = stretch(l, pmix_);
+    const int q1 = a1_.pp(spmix, c0_, &aw1_, &ab1_);
     a2base_ = (mctx_ < 0 ? 0u : 1u + static_cast<uint32_t>(std::min(mctx_ >> 1, 15) * 2 + (mctx_ & 1))) << 3;
-    const int q2 = a2_.pp(l, pmix_, a2ctx(), &aw2_, &ab2_);
+    const int q2 = a2_.pp(spmix, a2ctx(), &aw2_, &ab2_);
     int pr = (pmix_ + q1 + 2 * q2 + 2) >> 2;
     pr_ = pr < 1 ? 1 : pr > 4095 ? 4095 : pr;
     return pr_;
@@ -289,10 +355,12 @@ class Predictor {
   }
 
   void update(int y) {
-    sm_update(o0_[c0_], y, 1023, dt_);
+    if constexpr (!kNoO0) sm_update(o0_[c0_], y, 1023, dt_);
     slot_update(*o1slot_, y, r16_);
     for (int i = 0; i < kHashed; ++i) slot_update(*slot_[i], y, r16_);
     if (mctx_ >= 0) sm_update(mm_sm_[mctx_], y, 1023, dt_);
+    if constexpr (V >= 2)
+      if (rctx_ >= 0) sm_update(rsm_[rctx_], y, 1023, dt_);
     mx1_.update(xv_, y, 5);
     mx2_.update(xv_, y, 5);
     a1_.update(y);
@@ -302,16 +370,19 @@ class Predictor {
     ++bitpos_;
     if (bitpos_ == 3) {
       // The second-nibble buckets depend on the 4th bit: prefetch both candidates now.
+      // (The two candidate hashes are kept for bit 4.)
       for (int i = 0; i < kHashed; ++i) {
         const uint32_t ca = c0_ << 1;
-        __builtin_prefetch(&tab_[i][static_cast<size_t>(hash32(h_[i], ca, 99) & mask_[i]) * 16]);
-        __builtin_prefetch(&tab_[i][static_cast<size_t>(hash32(h_[i], ca | 1, 99) & mask_[i]) * 16]);
+        hn_[0][i] = hash32(h_[i], ca, 99);
+        hn_[1][i] = hash32(h_[i], ca | 1, 99);
+        __builtin_prefetch(&tab_[i][static_cast<size_t>(hn_[0][i] & mask_[i]) * 16]);
+        __builtin_prefetch(&tab_[i][static_cast<size_t>(hn_[1][i] & mask_[i]) * 16]);
       }
     } else if (bitpos_ == 4) {
       nib_ = 1;
       if (net_) net_->nibble_logits(1 + static_cast<int>(c0_ & 15));
       o1base_ = &o1_[(c1_ * 17 + (c0_ & 15) + 1) * 16];
-      for (int i = 0; i < kHashed; ++i) find_bucket(i, hash32(h_[i], c0_, 99));
+      for (int i = 0; i < kHashed; ++i) find_bucket(i, hn_[y][i]);
     } else if (bitpos_ == 8) {
       ++pos_;
       byte_update();
@@ -341,9 +412,20 @@ class Predictor {
     const size_t pos = pos_;
     if (pos > 0) {
       const uint32_t c = buf_[pos - 1];
+      if constexpr (V >= 2) {
+        if (c != '\n') {  // the last 12 bytes other than line feeds
+          n12_ = (n12_ << 8) | (n8_ >> 24);
+          n8_ = (n8_ << 8) | (n4_ >> 24);
+          n4_ = (n4_ << 8) | c;
+        } else {
+          pls_ = ls_;  // start of the previous line
+          ls_ = static_cast<uint32_t>(pos);  // start of the current line
+        }
+      }
       c8_ = (c8_ << 8) | (c4_ >> 24);
       c4_ = (c4_ << 8) | c;
       c1_ = c;
+      if constexpr (V >= 2) rc_byte(c, pos);
       const uint32_t lc = (c >= 'A' && c <= 'Z') ? c + 32 : c;
       if ((lc >= 'a' && lc <= 'z') || c >= 128) wh_ = (wh_ + lc + 1) * 0x3D4D51CBu;
       else wh_ = 0;
@@ -371,12 +453,15 @@ class Predictor {
       mtab_[hm] = static_cast<uint32_t>(pos);
     }
     if (mlen_ > 0 && mptr_ >= pos) mlen_ = 0;  // cannot happen; defensive
-    h_[0] = hash32(c4_ & 0xffff, 0, 2);
-    h_[1] = hash32(c4_ & 0xffffff, 0, 3);
-    h_[2] = hash32(c4_, 0, 4);
-    h_[3] = hash32(c4_, c8_ & 0xffff, 6);
-    h_[4] = hash32(wh_, c1_, 8);
-    // (sparse removed)
+    if constexpr (V == 1) {
+      h_[0] = hash32(c4_ & 0xffff, 0, 2);
+      h_[1] = hash32(c4_ & 0xffffff, 0, 3);
+      h_[2] = hash32(c4_, 0, 4);
+      h_[3] = hash32(c4_, c8_ & 0xffff, 6);
+      h_[4] = hash32(wh_, c1_, 8);
+    } else {
+      for (int i = 0; i < kHashed; ++i) h_[i] = ctx_hash(Layout<V>::kKind[i], pos);
+    }
     for (int i = 0; i < kHashed; ++i) __builtin_prefetch(&tab_[i][static_cast<size_t>(h_[i] & mask_[i]) * 16]);
     // The network runs while the table lines load.
     if (net_ && pos < len_) {
@@ -391,6 +476,112 @@ class Predictor {
     o1base_ = &o1_[c1_ * 17 * 16];
   }
 
+  // Nucleotide code 0..3 (A C G T/U, upper case), 4 = line feed (skipped), 5 = other.
+  static int nt_code(uint32_t c) {
+    switch (c) {
+      case 'A': return 0;
+      case 'C': return 1;
+      case 'G': return 2;
+      case 'T':
+      case 'U': return 3;
+      case '\n': return 4;
+    }
+    return 5;
+  }
+  uint8_t complement(uint8_t c) const {
+    switch (c) {
+      case 'A': return rna_ ? 'U' : 'T';
+      case 'C': return 'G';
+      case 'G': return 'C';
+    }
+    return 'A';  // T, U
+  }
+  // The nucleotide before index i: steps back over at most kRcSkip line feeds (not below 0).
+  bool step_back(uint32_t i, uint32_t* out) const {
+    if (i == 0) return false;
+    uint32_t b = i - 1;
+    for (int k = 0; k < kRcSkip && b > 0 && buf_[b] == '\n'; ++k) --b;
+    *out = b;
+    return nt_code(buf_[b]) < 4;
+  }
+  // Inverted-repeat state after byte c at buf_[pos - 1].
+  void rc_byte(uint32_t c, size_t pos) {
+    const int code = nt_code(c);
+    if (code == 4) return;
+    if (code == 5) {
+      rk_n_ = 0;
+      rlen_ = 0;
+      return;
+    }
+    if (c == 'U') rna_ = true;
+    else if (c == 'T') rna_ = false;
+    if (rlen_ > 0) {
+      uint32_t q;
+      if (c == rc_expect_ && step_back(rptr_, &q)) {
+        rptr_ = q;
+        rc_expect_ = complement(buf_[q]);
+        if (rlen_ < 65535) ++rlen_;
+      } else {
+        rlen_ = 0;
+      }
+    }
+    constexpr uint32_t kMask = (1u << (2 * kRcK)) - 1;
+    rk_fw_ = ((rk_fw_ << 2) | static_cast<uint32_t>(code)) & kMask;
+    rk_rc_ = (rk_rc_ >> 2) | (static_cast<uint32_t>(3 - code) << (2 * kRcK - 2));
+    if (rk_n_ < kRcK) ++rk_n_;
+    if (rk_n_ < kRcK) return;
+    if (rlen_ == 0) {
+      // The table holds, per k-mer hash, 1 + the position of the last nucleotide of its latest
+      // occurrence; the candidate is verified by reading its k-mer back from the buffer.
+      const uint32_t cand = rtab_[hash32(rk_rc_, 0, 50) & (rbits_ - 1)];
+      if (cand > 0) {
+        uint32_t q = cand - 1, got = 0;
+        int n = 0;
+        bool ok = true;
+        for (int examined = 1;; ++examined) {  // at most kRcWalk bytes (bounded work per byte)
+          const int k = nt_code(buf_[q]);
+          if (k < 4) {
+            got |= static_cast<uint32_t>(k) << (2 * n);
+            if (++n == kRcK) break;
+          } else if (k == 5) {
+            ok = false;
+            break;
+          }
+          if (q == 0 || examined == kRcWalk) {
+            ok = false;
+            break;
+          }
+          --q;
+        }
+        // q = first nucleotide of the occurrence; predict the complement of the one before it.
+        uint32_t b;
+        if (ok && got == rk_rc_ && step_back(q, &b)) {
+          rptr_ = b;
+          rc_expect_ = complement(buf_[b]);
+          rlen_ = 1;
+        }
+      }
+    }
+    rtab_[hash32(rk_fw_, 0, 50) & (rbits_ - 1)] = static_cast<uint32_t>(pos);
+  }
+
+  uint32_t ctx_hash(Ctx k, size_t pos) const {
+    switch (k) {
+      case kO2: return hash32(c4_ & 0xffff, 0, 2);
+      case kO3: return hash32(c4_ & 0xffffff, 0, 3);
+      case kO4: return hash32(c4_, 0, 4);
+      case kO6: return hash32(c4_, c8_ & 0xffff, 6);
+      case kWord: return hash32(wh_, c1_, 8);
+      case kN12: return hash32(n4_, hash32(n8_, n12_, 40), 40);
+      case kCol: {  // the byte above (same column, previous line), the column and the last byte
+        const uint32_t col = static_cast<uint32_t>(pos) - ls_;
+        const uint32_t above = pls_ + col < ls_ ? buf_[pls_ + col] : 0;
+        return hash32(above << 8 | c1_, std::min<uint32_t>(col, 255), 30);
+      }
+    }
+    return 0;
+  }
+
   const Logistic& l_;
   const Dt& dt_;
   const Rate16& r16_;
@@ -399,21 +590,32 @@ class Predictor {
   size_t pos_ = 0;
   uint32_t a2base_ = 0;
   uint32_t c0_ = 1, nib_ = 1, c1_ = 0, c4_ = 0, c8_ = 0, wh_ = 0;
+  uint32_t n4_ = 0, n8_ = 0, n12_ = 0, ls_ = 0, pls_ = 0;  // version 2
   int bitpos_ = 0;
   alignas(16) int16_t x_[kLanes] = {};
   XVec xv_;
   uint32_t h_[kHashed] = {};
+  uint32_t hn_[2][kHashed] = {};
   uint32_t mask_[kHashed] = {};
-  std::vector<uint16_t> tab_[kHashed];
+  CacheVec<uint16_t> tab_[kHashed];
   uint16_t* bucket_[kHashed] = {};
   uint16_t* slot_[kHashed] = {};
   std::vector<uint32_t> o0_;
-  std::vector<uint16_t> o1_;
+  CacheVec<uint16_t> o1_;
   uint16_t* o1base_ = nullptr;
   uint16_t* o1slot_ = nullptr;
   std::vector<uint32_t> mm_sm_;
   std::vector<uint32_t> mtab_;
   uint32_t mbits_ = 0;
+  // Version 2: inverted-repeat model.
+  static constexpr int kRcK = 12;     // k-mer length in nucleotides
+  static constexpr int kRcWalk = 32;  // bytes examined to verify a candidate
+  static constexpr int kRcSkip = 8;   // line feeds skipped when stepping back
+  std::vector<uint32_t> rtab_, rsm_;
+  uint32_t rbits_ = 0, rk_fw_ = 0, rk_rc_ = 0, rptr_ = 0, rlen_ = 0;
+  int rk_n_ = 0, rctx_ = -1;
+  uint8_t rc_expect_ = 0;
+  bool rna_ = false;
   uint32_t mlen_ = 0, mptr_ = 0;
   int mctx_ = -1;
   Apm a1_, a2_;
@@ -484,15 +686,15 @@ class Decoder {
   uint32_t x1_ = 0, x2_ = 0xffffffffu, x_ = 0;
 };
 
-}  // namespace
 
-Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa isa, size_t budget,
-                           std::vector<uint8_t>* out, CoderStats* stats) {
+template <int V>
+Result<bool> encode_impl(std::span<const uint8_t> raw, const Model* model, Isa isa, size_t budget,
+                         std::vector<uint8_t>* out, CoderStats* stats) {
   try {
     out->clear();
     out->reserve(std::min(budget, raw.size() + 16) + 8);
     Encoder enc(out);
-    Predictor pred(raw.data(), raw.size(), model, kernels_for(resolve_isa(isa)));
+    Predictor<V> pred(raw.data(), raw.size(), model, kernels_for(resolve_isa(isa)));
     for (size_t i = 0; i < raw.size(); ++i) {
       const uint32_t c = raw[i];
       for (int b = 7; b >= 0; --b) {
@@ -517,13 +719,14 @@ Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa
   }
 }
 
-Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const Model* model, Isa isa,
-                     std::vector<uint8_t>* out) {
+template <int V>
+Status decode_impl(std::span<const uint8_t> payload, uint32_t raw_len, const Model* model, Isa isa,
+                   std::vector<uint8_t>* out) {
   try {
     out->assign(raw_len, 0);
     Decoder dec(payload);
     if (dec.overrun()) return Status::Error(ErrorCode::kCorrupt, "neural payload truncated");
-    Predictor pred(out->data(), raw_len, model, kernels_for(resolve_isa(isa)));
+    Predictor<V> pred(out->data(), raw_len, model, kernels_for(resolve_isa(isa)));
     uint8_t* o = out->data();
     for (uint32_t i = 0; i < raw_len; ++i) {
       uint32_t c = 0;
@@ -541,6 +744,26 @@ Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const M
   } catch (const std::bad_alloc&) {
     return Status::Error(ErrorCode::kInternal, "neural decode: out of memory");
   }
+}
+
+}  // namespace
+
+Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa isa, size_t budget,
+                           std::vector<uint8_t>* out, CoderStats* stats, int version) {
+  switch (version) {
+    case 1: return encode_impl<1>(raw, model, isa, budget, out, stats);
+    case 2: return encode_impl<2>(raw, model, isa, budget, out, stats);
+  }
+  return Status::Error(ErrorCode::kUnsupported, "neural encode: unsupported payload version " + std::to_string(version));
+}
+
+Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const Model* model, Isa isa,
+                     std::vector<uint8_t>* out, int version) {
+  switch (version) {
+    case 1: return decode_impl<1>(payload, raw_len, model, isa, out);
+    case 2: return decode_impl<2>(payload, raw_len, model, isa, out);
+  }
+  return Status::Error(ErrorCode::kUnsupported, "neural decode: unsupported payload version " + std::to_string(version));
 }
 
 }  // namespace dzfs::codec::detail

@@ -11,6 +11,9 @@
 
 namespace dzfs::codec::detail {
 
+// Predictor versions: 1 (frame version 1) and 2 (frame version 2, the one written). FORMAT.md 2.
+inline constexpr int kNeuralPayloadVersion = 2;
+
 // Optional measurement of the cost of probability quantization (tests / bench only).
 struct CoderStats {
   double ideal_bits_hp = 0;   // sum -log2 P(bit) using the unquantized (float) final probability
@@ -22,11 +25,12 @@ struct CoderStats {
 // Encodes raw into out. If the payload would exceed budget bytes, stops early and returns
 // false (out is then unspecified). model may be null (network input is 0).
 Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa isa, size_t budget,
-                           std::vector<uint8_t>* out, CoderStats* stats = nullptr);
+                           std::vector<uint8_t>* out, CoderStats* stats = nullptr,
+                           int version = kNeuralPayloadVersion);
 
 // Decodes exactly raw_len bytes from payload. Errors if the payload is overrun or not consumed
 // exactly (never returns wrong-length output).
 Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const Model* model, Isa isa,
-                     std::vector<uint8_t>* out);
+                     std::vector<uint8_t>* out, int version = kNeuralPayloadVersion);
 
 }  // namespace dzfs::codec::detail

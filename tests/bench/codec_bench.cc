@@ -1,11 +1,17 @@
 // Codec benchmark (built by CMake, not a test). Usage:
-//   codec_bench CORPUS_DIR [--model FILE] [--max-mb N] [--chunk BYTES] [--isa I]
+//   codec_bench CORPUS_DIR [--model FILE] [--max-mb N] [--chunk BYTES] [--isa I] [--classes a,b]
+//               [--methods raw,zstd-3,zstd-19,xz-9e,neural,chosen] [--decode 0|1] [--frame-version V]
 // CORPUS_DIR has class subdirectories (src/ docs/ genomic/ bin/; any others are measured too).
-// Per class, files (sorted, recursive) are concatenated up to --max-mb MiB and cut into chunks
-// (64 KiB by default); for raw, zstd -3, zstd -19, neural and the fallback policy ("chosen")
-// it prints compressed bytes (frames, headers included), bits per byte and single-thread
-// encode/decode speed in MB/s of thread CPU time (wall-clock in brackets).
-// Without --model, the default-size random-init model (seed 1) is used.
+// Per class, files (sorted, recursive, at most --max-mb MiB in all, the last one cut) are each
+// cut into chunks of 64 KiB (a file's tail is its own chunk, as in the filesystem and in
+// /work/shared/bench/peers.py). For raw, zstd -3, zstd -19, neural and the fallback policy
+// ("chosen") it prints compressed bytes (frames, headers included), bits per byte and
+// single-thread encode/decode speed in MB/s of thread CPU time (wall-clock in brackets);
+// xz-9e runs the xz CLI (`xz -9e -c`) on each chunk and reports the summed .xz sizes (container
+// included, as peers.py does) and wall-clock speed of the CLI (process start-up included).
+// A summary table per class follows. Without --model, the random-init model (seed 1) is used.
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -34,7 +40,30 @@ double wall_now() {
   return static_cast<double>(ts.tv_sec) + ts.tv_nsec * 1e-9;
 }
 
-std::vector<uint8_t> load_class(const fs::path& dir, size_t max_bytes) {
+// Bytes of `xz -9e -c` of one chunk (the CLI: a temporary file, then the pipe).
+size_t xz_size(std::span<const uint8_t> c) {
+  char name[] = "/tmp/codec_bench_xz_XXXXXX";
+  const int fd = mkstemp(name);
+  if (fd < 0) return 0;
+  FILE* f = fdopen(fd, "wb");
+  std::fwrite(c.data(), 1, c.size(), f);
+  std::fclose(f);
+  const std::string cmd = std::string("xz -9e -c ") + name;
+  FILE* p = popen(cmd.c_str(), "r");
+  size_t n = 0;
+  if (p) {
+    char buf[65536];
+    size_t k;
+    while ((k = std::fread(buf, 1, sizeof buf, p)) > 0) n += k;
+    if (pclose(p) != 0) n = 0;
+  }
+  std::remove(name);
+  return n;
+}
+
+// Files of a class, each cut into chunks (offsets into the returned data).
+std::vector<uint8_t> load_class(const fs::path& dir, size_t max_bytes, size_t chunk,
+                                std::vector<std::pair<size_t, size_t>>* pieces) {
   std::vector<fs::path> files;
   std::error_code ec;
   for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
@@ -49,6 +78,7 @@ std::vector<uint8_t> load_class(const fs::path& dir, size_t max_bytes) {
     auto b = read_file(f.string(), size_t{1} << 32);
     if (!b.ok()) continue;
     const size_t take = std::min(b->size(), max_bytes - data.size());
+    for (size_t off = 0; off < take; off += chunk) pieces->emplace_back(data.size() + off, std::min(chunk, take - off));
     data.insert(data.end(), b->begin(), b->begin() + static_cast<std::ptrdiff_t>(take));
   }
   return data;
@@ -62,12 +92,20 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::string model_path;
-  size_t max_mb = 4, chunk = 65536;
+  double max_mb = 4;
+  size_t chunk = 65536;
   Isa isa = Isa::kAuto;
+  std::string only_classes, methods = "raw,zstd-3,zstd-19,xz-9e,neural,chosen";
+  bool decode = true;
+  uint8_t frame_version = kFrameVersion;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model_path = v;
-    else if (k == "--max-mb") max_mb = std::strtoull(v.c_str(), nullptr, 10);
+    else if (k == "--max-mb") max_mb = std::strtod(v.c_str(), nullptr);
+    else if (k == "--classes") only_classes = "," + v + ",";
+    else if (k == "--methods") methods = v;
+    else if (k == "--decode") decode = v != "0";
+    else if (k == "--frame-version") frame_version = static_cast<uint8_t>(std::strtoul(v.c_str(), nullptr, 10));
     else if (k == "--chunk") chunk = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--isa") {
       if (!parse_isa(v, &isa)) return 2;
@@ -99,23 +137,44 @@ int main(int argc, char** argv) {
   for (auto& e : fs::directory_iterator(argv[1], ec))
     if (e.is_directory() && std::find(classes.begin(), classes.end(), e.path().filename().string()) == classes.end())
       classes.push_back(e.path().filename().string());
+  struct Row {
+    std::string cls;
+    size_t bytes = 0, nchunks = 0, raw = 0, zstd19 = 0, xz = 0, neural = 0, chosen = 0;
+    double enc = 0, dec = 0;
+  };
+  std::vector<Row> rows;
   for (auto& cls : classes) {
+    if (!only_classes.empty() && only_classes.find("," + cls + ",") == std::string::npos) continue;
     const fs::path dir = fs::path(argv[1]) / cls;
     if (!fs::is_directory(dir, ec)) {
       std::printf("\n[%s] missing, skipped\n", cls.c_str());
       continue;
     }
-    const auto data = load_class(dir, max_mb << 20);
+    std::vector<std::pair<size_t, size_t>> pieces;
+    const auto data = load_class(dir, static_cast<size_t>(max_mb * 1048576), chunk, &pieces);
     std::vector<std::span<const uint8_t>> chunks;
-    for (size_t off = 0; off < data.size(); off += chunk)
-      chunks.emplace_back(data.data() + off, std::min(chunk, data.size() - off));
+    for (auto [off, len] : pieces) chunks.emplace_back(data.data() + off, len);
     std::printf("\n[%s] %zu bytes, %zu chunks\n", cls.c_str(), data.size(), chunks.size());
     if (data.empty()) continue;
     std::printf("  %-8s %12s %7s %22s %22s\n", "method", "bytes", "bpb", "encode MB/s cpu(wall)", "decode MB/s cpu(wall)");
-    for (int method = 0; method < 5; ++method) {
-      static const char* names[] = {"raw", "zstd-3", "zstd-19", "neural", "chosen"};
+    Row row{cls, data.size(), chunks.size()};
+    for (int method = 0; method < 6; ++method) {
+      static const char* names[] = {"raw", "zstd-3", "zstd-19", "neural", "chosen", "xz-9e"};
+      if (("," + methods + ",").find(std::string(",") + names[method] + ",") == std::string::npos) continue;
+      if (method == 5) {
+        const double w0 = wall_now();
+        size_t total = 0;
+        for (auto c : chunks) total += xz_size(c);
+        const double we = wall_now() - w0;
+        row.xz = total;
+        std::printf("  %-8s %12zu %7.3f %12s (%7.2f) %12s\n", names[method], total,
+                    8.0 * static_cast<double>(total) / static_cast<double>(data.size()), "-",
+                    static_cast<double>(data.size()) / 1e6 / std::max(we, 1e-9), "-");
+        continue;
+      }
       EncodeOptions eo;
       eo.isa = isa;
+      eo.frame_version = frame_version;
       eo.zstd_level = method == 2 ? 19 : 3;
       DecodeOptions dopt;
       dopt.isa = isa;
@@ -138,7 +197,7 @@ int main(int argc, char** argv) {
       const double ce = cpu_now() - c0, we = wall_now() - w0;
       c0 = cpu_now();
       w0 = wall_now();
-      for (size_t i = 0; i < frames.size(); ++i) {
+      for (size_t i = 0; decode && i < frames.size(); ++i) {
         auto r = decode_frame(frames[i], set, dopt);
         if (!r.ok() || r->size() != chunks[i].size()) {
           std::fprintf(stderr, "decode failed: %s\n", r.ok() ? "size" : r.status().to_string().c_str());
@@ -147,10 +206,26 @@ int main(int argc, char** argv) {
       }
       const double cd = cpu_now() - c0, wd = wall_now() - w0;
       const double mb = static_cast<double>(data.size()) / 1e6;
+      if (method == 0) row.raw = total;
+      if (method == 2) row.zstd19 = total;
+      if (method == 3) {
+        row.neural = total;
+        row.enc = mb / std::max(ce, 1e-9);
+        row.dec = decode ? mb / std::max(cd, 1e-9) : 0;
+      }
+      if (method == 4) row.chosen = total;
       std::printf("  %-8s %12zu %7.3f %12.2f (%7.2f) %12.2f (%7.2f)\n", names[method], total,
                   8.0 * static_cast<double>(total) / static_cast<double>(data.size()), mb / std::max(ce, 1e-9),
                   mb / std::max(we, 1e-9), mb / std::max(cd, 1e-9), mb / std::max(wd, 1e-9));
     }
+    rows.push_back(row);
+  }
+  std::printf("\n| class | bytes | chunks | zstd -19 | xz -9e (CLI) | neural | neural / xz | chosen | neural enc MB/s | neural dec MB/s |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  for (auto& r : rows) {
+    std::printf("| %s | %zu | %zu | %zu | %zu | %zu | %.3f | %zu | %.2f | %.2f |\n", r.cls.c_str(), r.bytes,
+                r.nchunks, r.zstd19, r.xz, r.neural,
+                r.xz ? static_cast<double>(r.neural) / static_cast<double>(r.xz) : 0.0, r.chosen, r.enc, r.dec);
   }
   return 0;
 }

@@ -316,3 +316,97 @@ TEST(Damage, CallerRawLengthLimit) {
 
 }  // namespace
 }  // namespace dzfs::codec
+
+namespace dzfs::codec {
+namespace {
+
+// FASTA-like records of hairpins: a random RNA arm, a loop, then the reverse complement of the
+// arm (with a few mismatches), wrapped at 60 columns; plus plain DNA lines and line-feed runs.
+std::vector<uint8_t> hairpin_fasta(size_t n, uint64_t seed) {
+  uint64_t st = seed * 0x9E3779B97F4A7C15ull + 1;
+  auto rnd = [&] {
+    st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+    return st;
+  };
+  const char* nt = "ACGU";
+  auto comp = [](char c) { return c == 'A' ? 'U' : c == 'C' ? 'G' : c == 'G' ? 'C' : 'A'; };
+  std::vector<uint8_t> out;
+  for (int rec = 0; out.size() < n; ++rec) {
+    const std::string h = ">xyz-mir-" + std::to_string(rec) + " MI" + std::to_string(1000000 + rec) + " Xus yus stem-loop\n";
+    out.insert(out.end(), h.begin(), h.end());
+    std::string arm, seq;
+    for (int i = 0, len = 20 + static_cast<int>(rnd() % 30); i < len; ++i) arm += nt[rnd() % 4];
+    seq = arm;
+    for (int i = 0, len = 4 + static_cast<int>(rnd() % 10); i < len; ++i) seq += nt[rnd() % 4];
+    for (size_t i = arm.size(); i-- > 0;) seq += (rnd() % 16 == 0) ? nt[rnd() % 4] : comp(arm[i]);
+    for (size_t i = 0; i < seq.size(); i += 60) {
+      out.insert(out.end(), seq.begin() + static_cast<std::ptrdiff_t>(i),
+                 seq.begin() + static_cast<std::ptrdiff_t>(std::min(seq.size(), i + 60)));
+      out.push_back('\n');
+    }
+  }
+  out.resize(n);
+  return out;
+}
+
+TEST(Version2, SmallerOnHairpinsAndBothVersionsDecode) {
+  const auto raw = hairpin_fasta(60000, 1);
+  size_t sz[3] = {};
+  ModelSet set;
+  set.add(small_model());
+  for (uint8_t v : {uint8_t{1}, uint8_t{2}}) {
+    EncodeOptions o;
+    o.frame_version = v;
+    auto f = encode_frame(CodecId::kNeural, raw, small_model().get(), o);
+    ASSERT_TRUE(f.ok());
+    EXPECT_EQ((*f)[4], v);
+    sz[v] = f->size();
+    for (Isa isa : supported_isas()) {
+      DecodeOptions d;
+      d.isa = isa;
+      auto r = decode_frame(*f, set, d);
+      ASSERT_TRUE(r.ok()) << r.status().to_string();
+      EXPECT_TRUE(*r == raw);
+    }
+  }
+  std::printf("hairpin FASTA 60000 bytes: v1 %zu, v2 %zu bytes\n", sz[1], sz[2]);
+  EXPECT_LT(sz[2] * 100, sz[1] * 97);  // the inverted-repeat and no-line-feed contexts help
+}
+
+TEST(Version2, PathologicalLineFeedsAndNucleotidesRoundTrip) {
+  // k-mers spanning long line-feed runs, palindromes, lone nucleotides between other bytes.
+  std::vector<uint8_t> raw;
+  auto add = [&](const std::string& s, int times) {
+    for (int i = 0; i < times; ++i) raw.insert(raw.end(), s.begin(), s.end());
+  };
+  add("TTTTTTTTTTT", 1);
+  add("\n", 5000);
+  add("T", 1);
+  add("A", 3000);
+  add("GAATTCGAATTC\n", 500);
+  add("ACGTTGCA", 400);
+  add("\nA\nC\nG\nU\n", 300);
+  add("xA", 200);
+  add("acgtACGT\n\n\n\n\n\n\n\n\n\nACGT", 200);
+  for (const Model* m : {static_cast<const Model*>(nullptr), small_model().get()}) {
+    round_trip(CodecId::kNeural, raw, m);
+    round_trip(CodecId::kNeural, hairpin_fasta(3000, 2), m);
+  }
+}
+
+TEST(Version2, UnknownFrameVersionIsUnsupported) {
+  auto f = encode_frame(CodecId::kNeural, text_bytes(500, 3), nullptr);
+  ASSERT_TRUE(f.ok());
+  for (uint8_t v : {uint8_t{0}, uint8_t{3}, uint8_t{255}}) {
+    auto g = *f;
+    g[4] = v;
+    const uint32_t hc = static_cast<uint32_t>(XXH3_64bits(g.data(), kNeuralFrameHeaderSize - 4));
+    std::memcpy(&g[kNeuralFrameHeaderSize - 4], &hc, 4);
+    auto r = decode_frame(g, ModelSet{});
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), ErrorCode::kUnsupported);
+  }
+}
+
+}  // namespace
+}  // namespace dzfs::codec

@@ -185,6 +185,47 @@ TEST(Model, NibbleBatchedLogitsMatchNodeLogits) {
   }
 }
 
+// The SIMD activation (vpshufb LUT) and logit kernels equal the scalar ones for every LUT index
+// and for requantized values beyond the clamps.
+TEST(Model, ActAndLogitKernelsMatchScalar) {
+  const auto& sc = detail::kernels_for(Isa::kScalar);
+  uint64_t st = 12345;
+  auto rnd = [&] {
+    st = st * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<uint32_t>(st >> 33);
+  };
+  for (Isa isa : {Isa::kAvx2, Isa::kAvx512Vnni}) {
+    if (!isa_supported(isa)) continue;
+    const auto& k = detail::kernels_for(isa);
+    for (int rep = 0; rep < 200; ++rep) {
+      uint8_t lut[256];
+      for (auto& v : lut) v = static_cast<uint8_t>(rnd() % 128);
+      const int32_t s = static_cast<int32_t>(rnd() % 12), m = 1 + static_cast<int32_t>(rnd() % 4096);
+      std::vector<int32_t> acc(64);
+      for (auto& a : acc) a = static_cast<int32_t>(rnd() % (1u << 18)) - (1 << 17);
+      for (int j = 0; j < 64 && rep == 0; ++j) acc[j] = (j * 4 - 128) << s;  // every index 0..255 region
+      uint8_t o1[64], o2[64];
+      sc.act(o1, acc.data(), m, s, lut, 64);
+      k.act(o2, acc.data(), m, s, lut, 64);
+      for (int j = 0; j < 64; ++j) ASSERT_EQ(o1[j], o2[j]) << isa_name(isa) << " j " << j;
+      int16_t l1[16], l2[16];
+      sc.logits16(l1, acc.data(), m, s);
+      k.logits16(l2, acc.data(), m, s);
+      for (int j = 0; j < 16; ++j) ASSERT_EQ(l1[j], l2[j]) << isa_name(isa) << " j " << j;
+    }
+    // Each LUT index individually.
+    uint8_t lut[256];
+    for (int i = 0; i < 256; ++i) lut[i] = static_cast<uint8_t>((i * 37 + 11) % 128);
+    for (int base = -128; base < 128; base += 64) {
+      std::vector<int32_t> acc(64);
+      for (int j = 0; j < 64; ++j) acc[j] = base + j;
+      uint8_t o2[64];
+      k.act(o2, acc.data(), 1, 0, lut, 64);
+      for (int j = 0; j < 64; ++j) ASSERT_EQ(o2[j], lut[base + j + 128]);
+    }
+  }
+}
+
 TEST(Model, ForwardRejectsBadWindow) {
   auto m = Model::from_tensors(make_random_tensors({.seed = 5, .window = 4, .hidden = 32, .layers = 1}));
   ASSERT_TRUE(m.ok());

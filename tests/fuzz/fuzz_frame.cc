@@ -51,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t hl = codec == 2 ? kNeuralFrameHeaderSize : kFrameHeaderSize;
     std::vector<uint8_t> g(hl);
     std::memcpy(g.data(), "DZCF", 4);
-    g[4] = kFrameVersion;
+    g[4] = (which & 2) ? kFrameVersion : kFrameVersionMin;  // both predictor versions
     g[5] = codec;
     g[7] = static_cast<uint8_t>(hl);
     put32(&g[8], codec == 0 ? static_cast<uint32_t>(payload.size()) : raw_len);
@@ -71,7 +71,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto r = decode_frame(f, models(), opt);
   if (r.ok()) {
     if (!h.ok() || r->size() != h->raw_len) std::abort();
-    auto e = choose_and_encode(*r, nullptr, EncodeOptions{.zstd_level = 1, .try_neural = r->size() < 2048});
+    EncodeOptions eo{.zstd_level = 1, .try_neural = r->size() < 2048};
+    eo.frame_version = h->version;
+    auto e = choose_and_encode(*r, nullptr, eo);
     if (!e.ok()) std::abort();
     auto back = decode_frame(*e, models(), opt);
     if (!back.ok() || *back != *r) std::abort();
