@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 
@@ -183,7 +184,9 @@ Status Volume::stat_locked(uint64_t ino, struct stat& out) {
   out.st_mtim = to_ts(s.i64(7));
   out.st_ctim = to_ts(s.i64(8));
   out.st_blksize = 65536;
-  out.st_blocks = blkcnt_t((s.i64(9) + 511) / 512);
+  // data_bytes comes from the index: a damaged value must not overflow (fuzz_index found it).
+  const uint64_t data_bytes = uint64_t(std::max<int64_t>(s.i64(9), 0));
+  out.st_blocks = blkcnt_t(data_bytes / 512 + (data_bytes % 512 != 0));
   if (S_ISLNK(out.st_mode)) out.st_blocks = 0;
   return Status::Ok();
 }
