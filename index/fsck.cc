@@ -289,6 +289,9 @@ Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
   SqliteDb& db = *st.index.db;
   DZ_RETURN_IF_ERROR(db.exec("SAVEPOINT repair"));
   auto body = [&]() -> Status {
+    // 0. Damaged index b-trees answer differently by access path: rebuild them from the tables
+    // first, so that every repair statement below sees what the checks saw.
+    DZ_RETURN_IF_ERROR(db.exec("REINDEX"));
     // 1. Damaged data: files with extents on unreadable, missing or too-short chunks.
     DZ_RETURN_IF_ERROR(db.exec("CREATE TEMP TABLE IF NOT EXISTS bad_chunk(id INTEGER PRIMARY KEY)"));
     DZ_RETURN_IF_ERROR(db.exec("DELETE FROM bad_chunk"));
@@ -315,7 +318,9 @@ Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
         "ON a.ino = b.ino AND b.off > a.off AND b.off < a.off + a.len)", &out.extents_dropped));
     // 3. Names of missing inodes, then link counts (dirs: entries + "." + subdirectories' "..").
     DZ_RETURN_IF_ERROR(run_sql(db,
-        "DELETE FROM dirents WHERE ino NOT IN (SELECT ino FROM inodes)", &out.names_dropped));
+        // The same join as the check: a damaged ino of another type must match it too.
+        "DELETE FROM dirents WHERE id IN (SELECT d.id FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino "
+        "WHERE i.ino IS NULL)", &out.names_dropped));
     DZ_RETURN_IF_ERROR(run_sql(db,
         "UPDATE inodes SET nlink = " DZ_EXPECTED_NLINK("inodes") " WHERE nlink != " DZ_EXPECTED_NLINK("inodes"), &out.nlinks_fixed));
     // 4. Reference counts, data_bytes; unreadable chunks are gone for good.

@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -136,14 +137,24 @@ void build_base() {
   if (const char* e = getenv("DZFS_FUZZ_INDEX_NO_REPAIR_CHECK")) g_check_repair = strcmp(e, "1") != 0;
 }
 
+// libFuzzer's timers interrupt system calls (EINTR): a copy is retried, not a crash.
+void copy_retrying(const fsys::path& from, const fsys::path& to) {
+  for (int i = 0;; ++i) {
+    std::error_code ec;
+    fsys::copy_file(from, to, fsys::copy_options::overwrite_existing, ec);
+    if (!ec) return;
+    if (ec.value() != EINTR || i == 100) throw fsys::filesystem_error("cannot copy file", from, to, ec);
+  }
+}
+
 void fresh_work_copy() {
   std::error_code ec;
   fsys::remove_all(g_work, ec);
   fsys::create_directories(g_work + "/packs");
   fsys::create_directories(g_work + "/models");
-  fsys::copy_file(g_base + "/dzfs.conf", g_work + "/dzfs.conf");
+  copy_retrying(g_base + "/dzfs.conf", g_work + "/dzfs.conf");
   for (auto& f : fsys::directory_iterator(g_base + "/packs"))
-    fsys::copy_file(f.path(), g_work + "/packs/" + f.path().filename().string());
+    copy_retrying(f.path(), g_work + "/packs/" + f.path().filename().string());
 }
 
 // ---- row-level damage ------------------------------------------------------------------------

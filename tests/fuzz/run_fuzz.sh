@@ -51,5 +51,6 @@ mkdir -p "$corpus"
 maxlen=4096
 [ "$target" = fuzz_model ] && maxlen=40000
 echo "running $target for ${seconds}s"
-exec "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=$maxlen \
+# A fixed seed by default (reproducible test command); DZFS_FUZZ_SEED=0 picks a random one.
+exec "$bin" -error_exitcode=1 -seed="${DZFS_FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=$maxlen \
   -print_final_stats=1 "$corpus"

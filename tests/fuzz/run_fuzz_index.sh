@@ -67,5 +67,7 @@ corpus="$out/corpus"
 mkdir -p "$corpus"
 [ -d "$regress" ] && cp -n "$regress"/* "$corpus"/ 2>/dev/null
 echo "running $target for ${seconds}s"
-exec "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=512 \
+# A fixed seed by default: the test command is reproducible (a slower machine runs a prefix of the
+# same inputs). DZFS_FUZZ_SEED=0 picks a random seed, for exploring.
+exec "$bin" -error_exitcode=1 -seed="${DZFS_FUZZ_SEED:-1}" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2048 -max_len=512 \
   -artifact_prefix="$out/" -print_final_stats=1 "$corpus"
