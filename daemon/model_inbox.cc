@@ -14,43 +14,11 @@
 
 #include "codec/model.h"
 #include "daemon/recompressor.h"
+#include "index/durable_file.h"
 #include "index/log.h"
 #include "index/model_registry.h"
 
 namespace dzfs {
-
-static Status write_file_durably(const std::string& path, const void* data, size_t size) {
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::Error(errno, "cannot write " + tmp + ": " + strerror(errno));
-  const char* p = static_cast<const char*>(data);
-  size_t done = 0;
-  while (done < size) {
-    ssize_t w = ::write(fd, p + done, size - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::Error(e, "cannot write " + tmp + ": " + strerror(e));
-    }
-    done += size_t(w);
-  }
-  if (fsync(fd) != 0 || ::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::Error(e, "cannot write " + path + ": " + strerror(e));
-  }
-  return Status::Ok();
-}
-
-static void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    ::close(fd);
-  }
-}
 
 static std::string one_line(std::string s) {
   std::replace(s.begin(), s.end(), '\n', ' ');
@@ -63,14 +31,13 @@ Status post_adoption(const std::string& store_dir, std::span<const uint8_t> mode
     return Status::Error(errno, "cannot create " + dir + ": " + strerror(errno));
   if (std::find(o.active.begin(), o.active.end(), o.model_id) == o.active.end())
     return Status::Error(EINVAL, "adoption order: the active set must include the posted model");
-  DZ_RETURN_IF_ERROR(write_file_durably(dir + "/" + o.model_id + ".dzm", model_file.data(), model_file.size()));
+  DZ_RETURN_IF_ERROR(write_file_durably(dir, o.model_id + ".dzm", model_file, 0600));
   std::string active;
   for (auto& id : o.active) active += (active.empty() ? "" : ",") + id;
   const std::string text = "parent=" + o.parent + "\nactive=" + active + "\nmigrate=" + (o.migrate ? "1" : "0") +
                            "\nsummary=" + one_line(o.summary) + "\n";
-  DZ_RETURN_IF_ERROR(write_file_durably(dir + "/" + o.model_id + ".adopt", text.data(), text.size()));
-  fsync_dir(dir);
-  return Status::Ok();
+  return write_file_durably(dir, o.model_id + ".adopt",
+                            {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, 0600);
 }
 
 namespace {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "index/durable_file.h"
 #include "index/log.h"
 
 namespace dzfs {
@@ -41,33 +42,6 @@ static std::vector<std::string> split_ids(const std::string& s) {
     p = q + 1;
   }
   return out;
-}
-
-static Status write_durably(const std::string& dir, const std::string& name, std::span<const uint8_t> bytes) {
-  std::string tmp = dir + "/." + name + ".tmp", dst = dir + "/" + name;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::Error(errno, "cannot write " + tmp + ": " + strerror(errno));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::Error(e, "cannot write " + tmp + ": " + strerror(e));
-    }
-    done += size_t(w);
-  }
-  bool ok = fsync(fd) == 0;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), dst.c_str()) != 0) return Status::Error(EIO, "cannot store model file " + dst);
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::Ok();
 }
 
 Status ModelRegistry::load_file(const std::string& path) {
@@ -148,7 +122,7 @@ Result<std::string> ModelRegistry::install(std::span<const uint8_t> file, const 
   auto m = codec::Model::load(file);
   if (!m.ok()) return Status::Error(EINVAL, "not a valid model file: " + m.status().message());
   std::string id = (*m)->id().hex();
-  DZ_RETURN_IF_ERROR(write_durably(store_.dir + "/models", id + ".dzm", file));
+  DZ_RETURN_IF_ERROR(write_file_durably(store_.dir + "/models", id + ".dzm", file, 0644));
   std::lock_guard<std::mutex> gi(store_.index.mu);
   Stmt s = store_.index.db->prepare(
       "INSERT OR IGNORE INTO models(id, created, parent, arch, summary, size) VALUES (?, ?, ?, ?, ?, ?)");
