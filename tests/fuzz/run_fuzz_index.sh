@@ -12,20 +12,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 target=fuzz_index
 
-CXX="" CC=""
-for c in clang++ clang++-17 clang++-16 clang++-15 clang++-14; do
-  if command -v "$c" >/dev/null 2>&1; then CXX=$(command -v "$c"); break; fi
-done
-if [ -z "$CXX" ]; then echo "SKIP: clang++ not found"; exit 77; fi
+. "$here/find_libfuzzer.sh"  # sets CXX or exits 77
 CC=$(echo "$CXX" | sed 's/clang++/clang/')
-mkdir -p "$out" || exit 1
-probe="$out/probe"
-if [ ! -x "$probe" ]; then
-  printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long) { return 0; }\n' > "$out/probe.cc"
-  if ! "$CXX" -fsanitize=fuzzer "$out/probe.cc" -o "$probe" >/dev/null 2>&1; then
-    echo "SKIP: $CXX cannot link -fsanitize=fuzzer (libFuzzer runtime missing)"; exit 77
-  fi
-fi
 for pc in sqlite3 libzstd libxxhash fuse3; do
   pkg-config --exists "$pc" || { echo "SKIP: pkg-config does not know $pc"; exit 77; }
 done
