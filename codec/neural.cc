@@ -163,7 +163,7 @@ constexpr int kMinMatch = 6;
 // Hashed context kinds. Version 1 uses {kO2, kO3, kO4, kO6, kWord} (FORMAT.md 2.2).
 // Version 2 replaces order 3 by a column context and an order-12 context that skips line feeds
 // (FASTA/FASTQ sequence lines continue across them), and drops the order-0 input.
-enum Ctx : int { kO2, kO3, kO4, kO6, kWord, kCol, kN12 };
+enum Ctx : int { kO2, kO3, kO4, kO6, kWord, kCol, kN12, kFld };
 
 // Per payload version: the hashed contexts and their mixer lanes; kNoO0: lane 0 stays 0.
 template <int V>
@@ -181,6 +181,16 @@ struct Layout<2> {
   static constexpr int kHashed = 6;
   static constexpr Ctx kKind[kHashed] = {kO2, kO4, kO6, kWord, kN12, kCol};
   static constexpr int kLane[kHashed] = {2, 4, 5, 6, 7, 3};
+  static constexpr bool kNoO0 = true;
+  static constexpr size_t kTableDiv = 8;
+};
+// Version 3 adds a field-aligned context (lane 0; FORMAT.md 2.3) and, outside the hashed
+// tables, a nucleotide match model (lanes 14, 15).
+template <>
+struct Layout<3> {
+  static constexpr int kHashed = 7;
+  static constexpr Ctx kKind[kHashed] = {kO2, kO4, kO6, kWord, kN12, kCol, kFld};
+  static constexpr int kLane[kHashed] = {2, 4, 5, 6, 7, 3, 0};
   static constexpr bool kNoO0 = true;
   static constexpr size_t kTableDiv = 8;
 };
@@ -273,6 +283,12 @@ class Predictor {
       rtab_.assign(rbits_, 0);
       rsm_.assign(32 * 2, kSmInit);
     }
+    if constexpr (V >= 3) {
+      nbits_ = pow2_at_least(len / 4, 1024, 1u << 16);
+      ntab_.assign(nbits_, 0);
+      nkey_.assign(nbits_, 0);
+      nsm_.assign(16 * 8 * 2, kSmInit);
+    }
     mtab_.assign(mbits_, 0);
     byte_update();
   }
@@ -329,6 +345,21 @@ class Predictor {
         }
       }
     }
+    if constexpr (V >= 3) {
+      nctx_ = -1;
+      x[15] = x[kNmLane] = 0;
+      if (nact_) {
+        const uint32_t expect = static_cast<uint32_t>(nexp_) | 256u;
+        if ((expect >> (8 - bitpos_)) == c0_) {
+          const int ebit = (expect >> (7 - bitpos_)) & 1;
+          const int miss = std::min(7, __builtin_popcount(nmiss_));
+          nctx_ = ((static_cast<int>(std::min<uint32_t>(nlen_, 15)) << 3 | miss) << 1) | ebit;
+          x[kNmLane] = static_cast<int16_t>(stretch(l, static_cast<int>(nsm_[nctx_] >> 20)));
+          const int conf = std::min(2047, static_cast<int>(std::min<uint32_t>(nlen_, 32)) * 48);
+          x[15] = static_cast<int16_t>(ebit ? conf : -conf);
+        }
+      }
+    }
     const int lb = (mctx_ < 0) ? 0 : 1 + std::min(6, ilog2(mlen_));
     xv_.set(x);
     const int d1 = mx1_.mix(l, xv_, c0_);
@@ -361,6 +392,8 @@ class Predictor {
     if (mctx_ >= 0) sm_update(mm_sm_[mctx_], y, 1023, dt_);
     if constexpr (V >= 2)
       if (rctx_ >= 0) sm_update(rsm_[rctx_], y, 1023, dt_);
+    if constexpr (V >= 3)
+      if (nctx_ >= 0) sm_update(nsm_[nctx_], y, 1023, dt_);
     mx1_.update(xv_, y, 5);
     mx2_.update(xv_, y, 5);
     a1_.update(y);
@@ -398,6 +431,13 @@ class Predictor {
   static int ilog2(uint32_t v) { return 31 - __builtin_clz(v | 1); }
 
   void find_bucket(int i, uint32_t h) {
+    if constexpr (V >= 3) {
+      if (Layout<V>::kKind[i] == kFld && !fld_live()) {  // input 0, learns nothing
+        for (int j = 0; j < 16; ++j) null_bucket_[j] = kSlotInit;
+        bucket_[i] = null_bucket_;
+        return;
+      }
+    }
     uint16_t* b = &tab_[i][static_cast<size_t>(h & mask_[i]) * 16];
     const uint16_t tag = static_cast<uint16_t>(h >> 16);
     if (b[0] != tag) {
@@ -426,6 +466,8 @@ class Predictor {
       c4_ = (c4_ << 8) | c;
       c1_ = c;
       if constexpr (V >= 2) rc_byte(c, pos);
+      if constexpr (V >= 3) nt_byte(c, pos);
+      if constexpr (V >= 3) fld_byte(c, pos);
       const uint32_t lc = (c >= 'A' && c <= 'Z') ? c + 32 : c;
       if ((lc >= 'a' && lc <= 'z') || c >= 128) wh_ = (wh_ + lc + 1) * 0x3D4D51CBu;
       else wh_ = 0;
@@ -565,8 +607,105 @@ class Predictor {
     rtab_[hash32(rk_fw_, 0, 50) & (rbits_ - 1)] = static_cast<uint32_t>(pos);
   }
 
+  // Nucleotide history after byte c: 2 bits per nucleotide, line feeds skipped, reset by any
+  // other byte.
+  void nt_byte(uint32_t c, size_t pos) {
+    const int code = nt_code(c);
+    if (code == 4) return;
+    if (code == 5) {
+      nh_ = 0;
+      nrun_ = 0;
+      return;
+    }
+    nh_ = (nh_ << 2) | static_cast<uint64_t>(code);
+    if (nrun_ < 255) ++nrun_;
+    nt_match(c, pos);
+  }
+  // Nucleotide match model: follows an earlier occurrence of the last kNmK nucleotides through
+  // the nucleotide stream (line feeds skipped on both sides) and tolerates substitutions: it
+  // lets go only when more than kNmMaxMiss of the last 16 predictions missed.
+  bool next_nt(uint32_t q, size_t pos, uint32_t* out) const {
+    for (int k = 0; k <= kRcSkip && q < pos; ++k, ++q) {
+      const int code = nt_code(buf_[q]);
+      if (code < 4) {
+        *out = q;
+        return true;
+      }
+      if (code == 5) return false;
+    }
+    return false;
+  }
+  void nt_match(uint32_t c, size_t pos) {
+    if (nact_) {
+      const bool hit = c == nexp_;
+      nmiss_ = ((nmiss_ << 1) | (hit ? 0u : 1u)) & 0xffffu;
+      nlen_ = hit ? nlen_ + 1 : 0;
+      uint32_t q;
+      if (__builtin_popcount(nmiss_) > kNmMaxMiss || !next_nt(nptr_ + 1, pos, &q)) {
+        nact_ = false;
+      } else {
+        nptr_ = q;
+        nexp_ = buf_[q];
+      }
+    }
+    if (nrun_ < static_cast<uint32_t>(kNmK)) return;
+    const uint32_t key = static_cast<uint32_t>(nh_ & ((uint64_t{1} << (2 * kNmK)) - 1));
+    const uint32_t h = hash32(key, 0, 70) & (nbits_ - 1);
+    if (!nact_ && ntab_[h] > 0 && nkey_[h] == key) {
+      uint32_t q;
+      if (next_nt(ntab_[h], pos, &q)) {
+        nact_ = true;
+        nptr_ = q;
+        nexp_ = buf_[q];
+        nlen_ = 0;
+        nmiss_ = 0;
+      }
+    }
+    ntab_[h] = static_cast<uint32_t>(pos);
+    nkey_[h] = key;
+  }
+  // Field-aligned reference: the previous line that starts with the same byte as this one,
+  // followed field by field (fields end at a space, tab or comma), so that FASTA/FASTQ headers,
+  // SAM and log lines see the same field of the previous record (counters, names, flags).
+  static bool is_sep(uint32_t c) { return c == ' ' || c == '\t' || c == ','; }
+  bool fld_live() const { return fref_ != kNoRef && !line_ctl_; }
+  void fld_byte(uint32_t c, size_t pos) {
+    if (c == '\n') {
+      fref_ = kNoRef;
+      line_ctl_ = false;
+      return;
+    }
+    if (c < 9 || (c > 13 && c < 32) || c == 127) line_ctl_ = true;  // not a text line
+    if (pos - 1 == ls_) {  // the first byte of a line
+      const uint32_t prev = first_line_[c];
+      first_line_[c] = ls_ + 1;
+      fref_ = prev ? prev : kNoRef;  // prev - 1 is the start of that line; its second byte is next
+      return;
+    }
+    if (fref_ == kNoRef) return;
+    const uint32_t a = buf_[fref_];  // fref_ <= the line feed that ends the reference line < ls_
+    if (is_sep(c)) {
+      uint32_t q = fref_;
+      for (int k = 0; k < kFldScan && buf_[q] != c; ++k) {
+        if (buf_[q] == '\n') {
+          fref_ = kNoRef;
+          return;
+        }
+        ++q;
+      }
+      fref_ = buf_[q] == c ? q + 1 : kNoRef;
+    } else if (a != '\n' && !is_sep(a)) {
+      ++fref_;
+    }
+  }
+
   uint32_t ctx_hash(Ctx k, size_t pos) const {
     switch (k) {
+      case kFld: {
+        if (fref_ == kNoRef) return hash32(c1_, 0, 80);
+        const uint32_t a = buf_[fref_], a2 = a == '\n' ? 0 : buf_[fref_ + 1];
+        return hash32(a | a2 << 8 | c1_ << 16, 1, 81);
+      }
       case kO2: return hash32(c4_ & 0xffff, 0, 2);
       case kO3: return hash32(c4_ & 0xffffff, 0, 3);
       case kO4: return hash32(c4_, 0, 4);
@@ -616,6 +755,22 @@ class Predictor {
   int rk_n_ = 0, rctx_ = -1;
   uint8_t rc_expect_ = 0;
   bool rna_ = false;
+  // Version 3: field-aligned reference line.
+  static constexpr uint32_t kNoRef = 0xffffffffu;
+  static constexpr int kFldScan = 256;
+  uint32_t fref_ = kNoRef;
+  uint32_t first_line_[256] = {};
+  bool line_ctl_ = false;
+  alignas(32) uint16_t null_bucket_[16];
+  // Version 3: nucleotide history.
+  uint64_t nh_ = 0;
+  uint32_t nrun_ = 0;
+  static constexpr int kNmK = 12, kNmMaxMiss = 8, kNmLane = 14;  // lanes 14 and 15
+  std::vector<uint32_t> ntab_, nkey_, nsm_;
+  uint32_t nbits_ = 0, nptr_ = 0, nlen_ = 0, nmiss_ = 0;
+  uint8_t nexp_ = 0;
+  bool nact_ = false;
+  int nctx_ = -1;
   uint32_t mlen_ = 0, mptr_ = 0;
   int mctx_ = -1;
   Apm a1_, a2_;
@@ -753,6 +908,7 @@ Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa
   switch (version) {
     case 1: return encode_impl<1>(raw, model, isa, budget, out, stats);
     case 2: return encode_impl<2>(raw, model, isa, budget, out, stats);
+    case 3: return encode_impl<3>(raw, model, isa, budget, out, stats);
   }
   return Status::Error(ErrorCode::kUnsupported, "neural encode: unsupported payload version " + std::to_string(version));
 }
@@ -762,6 +918,7 @@ Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const M
   switch (version) {
     case 1: return decode_impl<1>(payload, raw_len, model, isa, out);
     case 2: return decode_impl<2>(payload, raw_len, model, isa, out);
+    case 3: return decode_impl<3>(payload, raw_len, model, isa, out);
   }
   return Status::Error(ErrorCode::kUnsupported, "neural decode: unsupported payload version " + std::to_string(version));
 }

@@ -11,8 +11,8 @@
 
 namespace dzfs::codec::detail {
 
-// Predictor versions: 1 (frame version 1) and 2 (frame version 2, the one written). FORMAT.md 2.
-inline constexpr int kNeuralPayloadVersion = 2;
+// Predictor versions = frame versions 1, 2 and 3 (the one written). FORMAT.md 2.
+inline constexpr int kNeuralPayloadVersion = 3;
 
 // Optional measurement of the cost of probability quantization (tests / bench only).
 struct CoderStats {

@@ -14,6 +14,7 @@ namespace dzfs::codec {
 namespace {
 
 using test::code_bytes;
+using test::fastq_bytes;
 using test::random_bytes;
 using test::repeat_bytes;
 using test::text_bytes;
@@ -351,10 +352,10 @@ std::vector<uint8_t> hairpin_fasta(size_t n, uint64_t seed) {
 
 TEST(Version2, SmallerOnHairpinsAndBothVersionsDecode) {
   const auto raw = hairpin_fasta(60000, 1);
-  size_t sz[3] = {};
+  size_t sz[4] = {};
   ModelSet set;
   set.add(small_model());
-  for (uint8_t v : {uint8_t{1}, uint8_t{2}}) {
+  for (uint8_t v : {uint8_t{1}, uint8_t{2}, uint8_t{3}}) {
     EncodeOptions o;
     o.frame_version = v;
     auto f = encode_frame(CodecId::kNeural, raw, small_model().get(), o);
@@ -369,8 +370,67 @@ TEST(Version2, SmallerOnHairpinsAndBothVersionsDecode) {
       EXPECT_TRUE(*r == raw);
     }
   }
-  std::printf("hairpin FASTA 60000 bytes: v1 %zu, v2 %zu bytes\n", sz[1], sz[2]);
+  std::printf("hairpin FASTA 60000 bytes: v1 %zu, v2 %zu, v3 %zu bytes\n", sz[1], sz[2], sz[3]);
   EXPECT_LT(sz[2] * 100, sz[1] * 97);  // the inverted-repeat and no-line-feed contexts help
+  EXPECT_LT(sz[3] * 100, sz[2] * 97);  // the field-aligned context sees the header counters
+}
+
+// Version 3's nucleotide match model follows reads of one reference through substitutions, and
+// its field-aligned context predicts the numbered FASTQ headers; text and random bytes lose
+// nothing beyond noise.
+TEST(Version3, SmallerOnReadsAndNotWorseElsewhere) {
+  struct Case {
+    const char* name;
+    std::vector<uint8_t> raw;
+    int max_ratio_pct;  // v3 size at most this % of v2
+  };
+  const Case cases[] = {{"fastq", fastq_bytes(60000, 9), 97},
+                        {"text", text_bytes(60000, 9), 101},
+                        {"code", code_bytes(60000, 9), 101},
+                        {"random", random_bytes(20000, 9), 101}};
+  ModelSet set;
+  set.add(small_model());
+  for (const Case& c : cases) {
+    size_t sz[4] = {};
+    for (uint8_t v : {uint8_t{2}, uint8_t{3}}) {
+      EncodeOptions o;
+      o.frame_version = v;
+      auto f = encode_frame(CodecId::kNeural, c.raw, small_model().get(), o);
+      ASSERT_TRUE(f.ok());
+      sz[v] = f->size();
+      for (Isa isa : supported_isas()) {
+        DecodeOptions d;
+        d.isa = isa;
+        auto r = decode_frame(*f, set, d);
+        ASSERT_TRUE(r.ok()) << r.status().to_string();
+        EXPECT_TRUE(*r == c.raw) << c.name;
+      }
+    }
+    std::printf("%-7s %zu bytes: v2 %zu, v3 %zu bytes\n", c.name, c.raw.size(), sz[2], sz[3]);
+    EXPECT_LE(sz[3] * 100, sz[2] * static_cast<size_t>(c.max_ratio_pct)) << c.name;
+  }
+}
+
+TEST(Version3, PathologicalLinesRoundTrip) {
+  // Lines that start with the same byte but have no, many or very long fields; separators at
+  // line ends; control bytes inside text lines; nucleotide runs broken by every kind of byte.
+  std::vector<uint8_t> raw;
+  auto add = [&](const std::string& s, int times) {
+    for (int i = 0; i < times; ++i) raw.insert(raw.end(), s.begin(), s.end());
+  };
+  add("a\n", 300);
+  add("a b c d e f g h\n", 200);
+  add("a" + std::string(600, 'x') + " y\n", 20);
+  add("a ,\t, \t\n", 100);
+  add("b\x01 \x02,\x03\n", 100);
+  add("ACGTACGTACGTACGT\nACGTACGTACGTACGA\n", 200);
+  add("ACGTACGTACGTAC>ACGTACGTACGTACGTA\n\n\n\n\n\n\n\n\n\n\nCGT", 100);
+  add(std::string(3000, '\n'), 1);
+  add("GATTACA", 2000);
+  for (const Model* m : {static_cast<const Model*>(nullptr), small_model().get()}) {
+    round_trip(CodecId::kNeural, raw, m);
+    round_trip(CodecId::kNeural, fastq_bytes(5000, 3), m);
+  }
 }
 
 TEST(Version2, PathologicalLineFeedsAndNucleotidesRoundTrip) {
@@ -397,7 +457,7 @@ TEST(Version2, PathologicalLineFeedsAndNucleotidesRoundTrip) {
 TEST(Version2, UnknownFrameVersionIsUnsupported) {
   auto f = encode_frame(CodecId::kNeural, text_bytes(500, 3), nullptr);
   ASSERT_TRUE(f.ok());
-  for (uint8_t v : {uint8_t{0}, uint8_t{3}, uint8_t{255}}) {
+  for (uint8_t v : {uint8_t{0}, static_cast<uint8_t>(kFrameVersion + 1), uint8_t{255}}) {
     auto g = *f;
     g[4] = v;
     const uint32_t hc = static_cast<uint32_t>(XXH3_64bits(g.data(), kNeuralFrameHeaderSize - 4));

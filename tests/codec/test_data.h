@@ -65,4 +65,27 @@ inline std::vector<uint8_t> code_bytes(size_t n, uint64_t seed) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
+// FASTQ-like reads: numbered headers, reads copied from one random reference with ~2%
+// substitutions, line-wrapped never, '+' lines, Phred-like quality strings (exercises the
+// version-3 field-aligned context and nucleotide match model).
+inline std::vector<uint8_t> fastq_bytes(size_t n, uint64_t seed) {
+  Lcg r(seed);
+  const char* nt = "ACGT";
+  std::string ref;
+  for (int i = 0; i < 4000; ++i) ref += nt[r.next() % 4];
+  std::string s;
+  for (int rec = 1; s.size() < n; ++rec) {
+    const uint32_t at = r.next() % (ref.size() - 100);
+    std::string read = ref.substr(at, 100);
+    for (auto& c : read)
+      if (r.next() % 50 == 0) c = nt[r.next() % 4];
+    std::string q;
+    for (int i = 0; i < 100; ++i) q += static_cast<char>('!' + 20 + r.next() % 21 - (i > 80 ? 10 : 0));
+    s += "@SRR0" + std::to_string(700000 + rec) + "." + std::to_string(rec) + " " + std::to_string(rec) +
+         " length=100\n" + read + "\n+\n" + q + "\n";
+  }
+  s.resize(n);
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
 }  // namespace dzfs::codec::test

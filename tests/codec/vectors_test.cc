@@ -1,7 +1,8 @@
 // Checked-in test vectors: a small model (and its generator seed) and the XXH3-128 of the frames
 // that every implementation (scalar, AVX2, AVX-512 VNNI; any batch size or thread count) must
-// produce, one file per frame version: expected.txt (version 1, frozen: existing volumes hold such
-// frames, so it is never regenerated) and expected_v2.txt (the version written now). After an
+// produce, one file per frame version: expected.txt (version 1) and expected_v2.txt (version 2),
+// both frozen: existing volumes hold such frames, so they are never regenerated; expected_v3.txt
+// (the version written now). After an
 // intentional format change, bump the frame version, add a file, and generate it with
 //   DZFS_CODEC_REGEN_VECTORS=1 ./codec_vectors_test   (rewrites the latest version's file only)
 #include <gtest/gtest.h>
@@ -42,7 +43,8 @@ std::string hash128(const std::vector<uint8_t>& b) {
   return s;
 }
 
-std::vector<std::pair<std::string, std::vector<uint8_t>>> vector_inputs() {
+// Version 3 added genomic inputs (the older versions' files are frozen with the first seven).
+std::vector<std::pair<std::string, std::vector<uint8_t>>> vector_inputs(uint8_t version) {
   std::vector<std::pair<std::string, std::vector<uint8_t>>> v;
   v.emplace_back("one-byte", std::vector<uint8_t>{'Q'});
   v.emplace_back("zeros-1k", std::vector<uint8_t>(1024, 0));
@@ -52,6 +54,7 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> vector_inputs() {
   v.emplace_back("random-4k", test::random_bytes(4096, 103));
   auto file = read_file(kDir + "/sample.txt", 1 << 20);
   if (file.ok()) v.emplace_back("sample.txt", *file);
+  if (version >= 3) v.emplace_back("fastq-30k", test::fastq_bytes(30000, 104));
   return v;
 }
 
@@ -66,7 +69,7 @@ Computed compute(const Model& m, Isa isa, uint8_t version) {
   EncodeOptions o;
   o.isa = isa;
   o.frame_version = version;
-  for (auto& [name, raw] : vector_inputs()) {
+  for (auto& [name, raw] : vector_inputs(version)) {
     for (int which = 0; which < 3; ++which) {
       Result<std::vector<uint8_t>> f = Status::Error(ErrorCode::kInternal, "");
       std::string key;
@@ -134,7 +137,7 @@ void check_version(uint8_t version) {
   std::vector<std::vector<uint8_t>> frames, raws;
   EncodeOptions o;
   o.frame_version = version;
-  for (auto& [name, raw] : vector_inputs()) {
+  for (auto& [name, raw] : vector_inputs(version)) {
     for (const Model* mm : {m->get(), static_cast<const Model*>(nullptr)}) {
       auto f = encode_frame(CodecId::kNeural, raw, mm, o);
       ASSERT_TRUE(f.ok());
@@ -156,13 +159,14 @@ void check_version(uint8_t version) {
 // Version 1 frames (written before version 2 existed) still encode and decode bit-exactly.
 TEST(Vectors, Version1FramesReproduced) { check_version(1); }
 TEST(Vectors, Version2FramesReproduced) { check_version(2); }
+TEST(Vectors, Version3FramesReproduced) { check_version(3); }
 
 TEST(Vectors, DefaultWritesLatestVersion) {
   auto f = encode_frame(CodecId::kNeural, test::text_bytes(3000, 5), nullptr);
   ASSERT_TRUE(f.ok());
   EXPECT_EQ((*f)[4], kFrameVersion);
   EncodeOptions o;
-  o.frame_version = 3;
+  o.frame_version = kFrameVersion + 1;
   EXPECT_FALSE(encode_frame(CodecId::kNeural, test::text_bytes(3000, 5), nullptr, o).ok());
   // raw and zstd frames keep version 1
   auto z = encode_frame(CodecId::kZstd, test::text_bytes(3000, 5), nullptr);
@@ -175,7 +179,7 @@ TEST(Vectors, DefaultWritesLatestVersion) {
 TEST(Quantization, CostIsSmallAndReported) {
   auto m = Model::load_file(kDir + "/small_model.dzm");
   ASSERT_TRUE(m.ok());
-  for (auto& [name, raw] : vector_inputs()) {
+  for (auto& [name, raw] : vector_inputs(kFrameVersion)) {
     if (raw.size() < 1000) continue;
     detail::CoderStats st;
     std::vector<uint8_t> out;
