@@ -368,7 +368,7 @@ class Predictor {
     const int d2 = mx2_.mix(l, xv_, static_cast<size_t>(lb * 8 + bitpos_));
     dmix_ = (d1 + d2) >> 1;
     pmix_ = squash(l, dmix_);
-    const int spmix = stretch(l, pmix_);
+    const int spmix = V >= 3 ? dmix_ : stretch(l, pmix_);  // v3: no squash/stretch round trip
     const int q1 = a1_.pp(spmix, c0_, &aw1_, &ab1_);
     a2base_ = (mctx_ < 0 ? 0u : 1u + static_cast<uint32_t>(std::min(mctx_ >> 1, 15) * 2 + (mctx_ & 1))) << 3;
     const int q2 = a2_.pp(spmix, a2ctx(), &aw2_, &ab2_);
