@@ -165,7 +165,7 @@ constexpr int kMinMatch = 6;
 // (FASTA/FASTQ sequence lines continue across them), and drops the order-0 input.
 enum Ctx : int { kO2, kO3, kO4, kO6, kWord, kCol, kN12, kFld };
 
-// Per payload version: the hashed contexts and their mixer lanes; kNoO0: lane 0 stays 0.
+// Per payload version: the hashed contexts and their mixer lanes; kNoO0: no order-0 input.
 template <int V>
 struct Layout;
 template <>
@@ -184,7 +184,7 @@ struct Layout<2> {
   static constexpr bool kNoO0 = true;
   static constexpr size_t kTableDiv = 8;
 };
-// Version 3 adds a field-aligned context (lane 0; FORMAT.md 2.3) and, outside the hashed
+// Version 3 adds a field-aligned context (lane 0; FORMAT.md 2.6) and, outside the hashed
 // tables, a nucleotide match model (lanes 14, 15).
 template <>
 struct Layout<3> {
@@ -349,7 +349,6 @@ class Predictor {
     }
     if constexpr (V >= 3) {
       nctx_ = -1;
-      x[15] = x[kNmLane] = 0;
       if (nact_) {
         const uint32_t expect = static_cast<uint32_t>(nexp_) | 256u;
         if ((expect >> (8 - bitpos_)) == c0_) {
@@ -358,7 +357,7 @@ class Predictor {
           nctx_ = ((static_cast<int>(std::min<uint32_t>(nlen_, 15)) << 3 | miss) << 1) | ebit;
           x[kNmLane] = static_cast<int16_t>(stretch(l, static_cast<int>(nsm_[nctx_] >> 20)));
           const int conf = std::min(2047, static_cast<int>(std::min<uint32_t>(nlen_, 32)) * 48);
-          x[15] = static_cast<int16_t>(ebit ? conf : -conf);
+          x[kNmLane + 1] = static_cast<int16_t>(ebit ? conf : -conf);
         }
       }
     }
@@ -688,14 +687,13 @@ class Predictor {
     const uint32_t a = buf_[fref_];  // fref_ <= the line feed that ends the reference line < ls_
     if (is_sep(c)) {
       uint32_t q = fref_;
-      for (int k = 0; k < kFldScan && buf_[q] != c; ++k) {
-        if (buf_[q] == '\n') {
-          fref_ = kNoRef;
-          return;
+      fref_ = kNoRef;
+      for (int k = 0; k < kFldScan && buf_[q] != '\n'; ++k, ++q) {  // buf_[ref .. ref + 255]
+        if (buf_[q] == c) {
+          fref_ = q + 1;
+          break;
         }
-        ++q;
       }
-      fref_ = buf_[q] == c ? q + 1 : kNoRef;
     } else if (a != '\n' && !is_sep(a)) {
       ++fref_;
     }
@@ -762,7 +760,7 @@ class Predictor {
   uint32_t fref_ = kNoRef;
   uint32_t first_line_[256] = {};
   bool line_ctl_ = false;
-  alignas(32) uint16_t null_bucket_[16];
+  alignas(32) uint16_t null_bucket_[16] = {};
   // Version 3: nucleotide history.
   uint64_t nh_ = 0;
   uint32_t nrun_ = 0;

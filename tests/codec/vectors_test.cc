@@ -54,7 +54,15 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> vector_inputs(uint8_t 
   v.emplace_back("random-4k", test::random_bytes(4096, 103));
   auto file = read_file(kDir + "/sample.txt", 1 << 20);
   if (file.ok()) v.emplace_back("sample.txt", *file);
-  if (version >= 3) v.emplace_back("fastq-30k", test::fastq_bytes(30000, 104));
+  if (version >= 3) {
+    v.emplace_back("fastq-30k", test::fastq_bytes(30000, 104));
+    // A short field after a long one: the field context's separator scan runs up to and past
+    // its 256-byte bound.
+    std::string f;
+    for (int i = 0; i < 40; ++i)
+      f += "A" + std::string(250 + i % 12, static_cast<char>('a' + i % 26)) + " q,r\tz\nA y q,r\tz\n";
+    v.emplace_back("long-fields", std::vector<uint8_t>(f.begin(), f.end()));
+  }
   return v;
 }
 
