@@ -103,6 +103,49 @@ static Status check_models(Store& st, FsckReport& r, std::set<std::string>& dama
   return Status::Ok();
 }
 
+// Page-level damage of index.db that no row query sees (a wrong free-list count, orphaned or
+// doubly used pages, broken b-tree pages): SQLite's own structural check. The problems are
+// prefixed "index file:" (repair_volume rebuilds the file when they remain).
+static constexpr const char* kPageProblem = "index file: ";
+static Status check_pages(SqliteDb& db, std::vector<std::string>& problems) {
+  Stmt q = db.prepare("PRAGMA quick_check(20)");
+  while (q.step()) {
+    std::string line = q.blob(0);
+    if (line == "ok") continue;
+    const std::string banner = "*** in database main ***\n";
+    if (line.rfind(banner, 0) == 0) line.erase(0, banner.size());
+    for (char& ch : line)
+      if (ch == '\n') ch = ' ';
+    problems.push_back(kPageProblem + line);
+  }
+  return q.done_status();
+}
+
+static bool has_page_problems(const std::vector<std::string>& problems) {
+  for (auto& p : problems)
+    if (p.rfind(kPageProblem, 0) == 0) return true;
+  return false;
+}
+
+// Rebuilds index.db (VACUUM copies every row into fresh pages, which drops free-list and
+// unused-page damage). VACUUM cannot run inside a transaction: the repair so far is committed
+// first (Store::commit makes pack data durable before the index, as always).
+static Status rebuild_index_file(Store& st, RepairReport& out) {
+  DZ_RETURN_IF_ERROR(st.commit());
+  std::lock_guard<std::mutex> g(st.index.mu);
+  SqliteDb& db = *st.index.db;
+  if (db.in_batch()) DZ_RETURN_IF_ERROR(db.commit_batch());
+  Status v = db.exec("VACUUM");
+  DZ_RETURN_IF_ERROR(db.begin_batch());
+  std::vector<std::string> left;
+  if (v.ok()) DZ_RETURN_IF_ERROR(check_pages(db, left));
+  if (!v.ok() || !left.empty())
+    return Status::Error(EIO, "index.db has page-level damage that rebuilding it does not remove (" +
+                                  (v.ok() ? left.front() : v.message()) + "): restore index.db from a backup");
+  out.actions.push_back("index.db rebuilt (VACUUM): its page-level damage is gone");
+  return Status::Ok();
+}
+
 Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
   FsckReport r;
   std::set<int64_t> bad_chunks, model_chunks;
@@ -147,6 +190,7 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
         "SELECT d.parent, d.name, d.ino FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL",
         [&](Stmt& s) { return "entry " + s.blob(1) + " in directory inode " + n(s, 0) + " names missing inode " + n(s, 2); },
         r.problems));
+    DZ_RETURN_IF_ERROR(check_pages(db, r.problems));
     Stmt c = db.prepare("SELECT COUNT(*) FROM inodes");
     if (c.step()) r.inodes_checked = uint64_t(c.i64(0));
     c.reset();
@@ -282,9 +326,8 @@ static Status restore_models(Store& st, const FsckReport& found, RepairReport& o
   return Status::Ok();
 }
 
-Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
-  RepairReport out;
-  DZ_RETURN_IF_ERROR(restore_models(st, found, out));  // before IndexDb::mu: install takes it
+// The row-level repairs, in one savepoint.
+static Status repair_rows(Store& st, const FsckReport& found, RepairReport& out) {
   std::lock_guard<std::mutex> g(st.index.mu);
   SqliteDb& db = *st.index.db;
   DZ_RETURN_IF_ERROR(db.exec("SAVEPOINT repair"));
@@ -343,6 +386,21 @@ Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
   if (out.refcounts_fixed) out.actions.push_back(std::to_string(out.refcounts_fixed) + " chunk reference counts fixed");
   if (out.nlinks_fixed) out.actions.push_back(std::to_string(out.nlinks_fixed) + " link counts fixed");
   if (out.names_dropped) out.actions.push_back(std::to_string(out.names_dropped) + " names of missing inodes removed");
+  return Status::Ok();
+}
+
+Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
+  RepairReport out;
+  DZ_RETURN_IF_ERROR(restore_models(st, found, out));  // before IndexDb::mu: install takes it
+  DZ_RETURN_IF_ERROR(repair_rows(st, found, out));
+  if (has_page_problems(found.problems)) {
+    std::vector<std::string> left;
+    {
+      std::lock_guard<std::mutex> g(st.index.mu);
+      DZ_RETURN_IF_ERROR(check_pages(*st.index.db, left));  // REINDEX may have fixed them
+    }
+    if (!left.empty()) DZ_RETURN_IF_ERROR(rebuild_index_file(st, out));
+  }
   return out;
 }
 

@@ -33,7 +33,9 @@ Result<FsckReport> check_volume(Store& store, const FsckOptions& opts = {});
 // row of such a model that no live chunk uses is dropped; extents whose chunk is missing,
 // unreadable or too short become holes, and each file that had one is moved aside into
 // /lost+found (as <ino>-<name>) so nobody mistakes it for intact; dangling names are removed;
-// overlapping extents are trimmed; link counts and chunk reference counts are recomputed.
+// overlapping extents are trimmed; link counts and chunk reference counts are recomputed; if
+// index.db itself has page-level damage (quick_check), the file is rebuilt by VACUUM, and damage
+// that survives that is an error (restore index.db from a backup).
 // Commits at the end; the volume then checks clean (damaged data excepted, now as holes).
 struct RepairReport {
   std::vector<std::string> actions;

@@ -2,7 +2,8 @@
 # dzfs fsck --repair: a flipped byte in one file's data and a damaged index row are found
 # (fsck names exactly the damaged file, exit 4); --repair moves that file into /lost+found with
 # its unreadable part as a hole, fixes the counts, and the volume then checks clean; every other
-# file reads back intact.
+# file reads back intact. Then page-level damage of index.db (a wrong free-list count, which no
+# row query sees) is found by SQLite's quick_check and repaired by rebuilding the file (VACUUM).
 . "$(dirname "$0")/lib.sh"
 it_init fsck_repair 150
 
@@ -56,5 +57,26 @@ bad = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y and y != 0), None)
 if bad is not None: sys.exit("byte %d is neither the original nor zero (a hole)" % bad)
 if same == 0: sys.exit("no block of the moved file survived")
 PY
+dz_umount "$mnt" "$store"
+
+log "page-level damage of index.db: a wrong free-list count in its header"
+"$PY" - "$store/index.db" <<'PY'
+import sqlite3, struct, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute('PRAGMA wal_checkpoint(TRUNCATE)')
+c.close()
+b = bytearray(open(sys.argv[1], 'rb').read())
+n = struct.unpack('>I', b[36:40])[0]
+b[36:40] = struct.pack('>I', n + 7)  # the header's free-list page count
+open(sys.argv[1], 'wb').write(bytes(b))
+PY
+rc=0; out=$(timeout 120 "$DZFS" fsck "$store" 2>&1) || rc=$?
+[ "$rc" -eq 4 ] || fail "fsck of an index with a wrong free-list count exited $rc, expected 4: $out"
+grep -q "index file: .*freelist" <<<"$out" || fail "fsck did not report the free-list damage: $out"
+out=$(timeout 120 "$DZFS" fsck "$store" --repair 2>&1) || fail "fsck --repair did not fix the free-list damage: $out"
+grep -q "VACUUM" <<<"$out" || fail "fsck --repair did not say it rebuilt index.db: $out"
+dz_fsck "$store"
+dz_mount "$store" "$mnt"
+for f in file1 file3 text; do cmp "$src/$f" "$mnt/$f" || fail "$f changed by rebuilding index.db"; done
 dz_umount "$mnt" "$store"
 log "pass"
