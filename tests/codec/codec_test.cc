@@ -50,6 +50,18 @@ void round_trip(CodecId codec, const std::vector<uint8_t>& raw, const Model* m) 
   EXPECT_TRUE(*d == raw);
 }
 
+void append_times(std::vector<uint8_t>* raw, const std::string& s, int times) {
+  for (int i = 0; i < times; ++i) raw->insert(raw->end(), s.begin(), s.end());
+}
+
+// Neural round trips of a pathological input and a typical one, without and with a network.
+void round_trip_with_and_without_model(const std::vector<uint8_t>& odd, const std::vector<uint8_t>& typical) {
+  for (const Model* m : {static_cast<const Model*>(nullptr), small_model().get()}) {
+    round_trip(CodecId::kNeural, odd, m);
+    round_trip(CodecId::kNeural, typical, m);
+  }
+}
+
 std::vector<std::vector<uint8_t>> inputs() {
   std::vector<std::vector<uint8_t>> v;
   v.push_back({});
@@ -415,9 +427,7 @@ TEST(Version3, PathologicalLinesRoundTrip) {
   // Lines that start with the same byte but have no, many or very long fields; separators at
   // line ends; control bytes inside text lines; nucleotide runs broken by every kind of byte.
   std::vector<uint8_t> raw;
-  auto add = [&](const std::string& s, int times) {
-    for (int i = 0; i < times; ++i) raw.insert(raw.end(), s.begin(), s.end());
-  };
+  auto add = [&](const std::string& s, int times) { append_times(&raw, s, times); };
   add("a\n", 300);
   add("a b c d e f g h\n", 200);
   add("a" + std::string(600, 'x') + " y\n", 20);
@@ -427,18 +437,13 @@ TEST(Version3, PathologicalLinesRoundTrip) {
   add("ACGTACGTACGTAC>ACGTACGTACGTACGTA\n\n\n\n\n\n\n\n\n\n\nCGT", 100);
   add(std::string(3000, '\n'), 1);
   add("GATTACA", 2000);
-  for (const Model* m : {static_cast<const Model*>(nullptr), small_model().get()}) {
-    round_trip(CodecId::kNeural, raw, m);
-    round_trip(CodecId::kNeural, fastq_bytes(5000, 3), m);
-  }
+  round_trip_with_and_without_model(raw, fastq_bytes(5000, 3));
 }
 
 TEST(Version2, PathologicalLineFeedsAndNucleotidesRoundTrip) {
   // k-mers spanning long line-feed runs, palindromes, lone nucleotides between other bytes.
   std::vector<uint8_t> raw;
-  auto add = [&](const std::string& s, int times) {
-    for (int i = 0; i < times; ++i) raw.insert(raw.end(), s.begin(), s.end());
-  };
+  auto add = [&](const std::string& s, int times) { append_times(&raw, s, times); };
   add("TTTTTTTTTTT", 1);
   add("\n", 5000);
   add("T", 1);
@@ -448,10 +453,7 @@ TEST(Version2, PathologicalLineFeedsAndNucleotidesRoundTrip) {
   add("\nA\nC\nG\nU\n", 300);
   add("xA", 200);
   add("acgtACGT\n\n\n\n\n\n\n\n\n\nACGT", 200);
-  for (const Model* m : {static_cast<const Model*>(nullptr), small_model().get()}) {
-    round_trip(CodecId::kNeural, raw, m);
-    round_trip(CodecId::kNeural, hairpin_fasta(3000, 2), m);
-  }
+  round_trip_with_and_without_model(raw, hairpin_fasta(3000, 2));
 }
 
 TEST(Version2, UnknownFrameVersionIsUnsupported) {
