@@ -366,8 +366,15 @@ class Predictor {
     const int d1 = mx1_.mix(l, xv_, c0_);
     const int d2 = mx2_.mix(l, xv_, static_cast<size_t>(lb * 8 + bitpos_));
     dmix_ = (d1 + d2) >> 1;
+    if constexpr (V >= 3) {
+      // One APM, on c0 over the mixers' dot, is the final probability (FORMAT.md 2.6): the
+      // match-state APM and the mixer term of versions 1-2 made v3 larger, not smaller.
+      const int q = a1_.pp(dmix_, c0_, &aw1_, &ab1_);
+      pr_ = q < 1 ? 1 : q > 4095 ? 4095 : q;
+      return pr_;
+    }
     pmix_ = squash(l, dmix_);
-    const int spmix = V >= 3 ? dmix_ : stretch(l, pmix_);  // v3: no squash/stretch round trip
+    const int spmix = stretch(l, pmix_);
     const int q1 = a1_.pp(spmix, c0_, &aw1_, &ab1_);
     a2base_ = (mctx_ < 0 ? 0u : 1u + static_cast<uint32_t>(std::min(mctx_ >> 1, 15) * 2 + (mctx_ & 1))) << 3;
     const int q2 = a2_.pp(spmix, a2ctx(), &aw2_, &ab2_);
@@ -382,7 +389,7 @@ class Predictor {
     auto ap = [](const Apm& a, uint32_t base, int w) {
       return (a.t[base] * (128.0 - w) + a.t[base + 1] * w) / (128.0 * 65536.0);
     };
-    const double q = (pm + ap(a1_, ab1_, aw1_) + 2 * ap(a2_, ab2_, aw2_)) / 4;
+    const double q = V >= 3 ? ap(a1_, ab1_, aw1_) : (pm + ap(a1_, ab1_, aw1_) + 2 * ap(a2_, ab2_, aw2_)) / 4;
     return std::clamp(q, 1e-9, 1 - 1e-9);
   }
 
@@ -398,7 +405,7 @@ class Predictor {
     mx1_.update(xv_, y, 5);
     mx2_.update(xv_, y, 5);
     a1_.update(y);
-    a2_.update(y);
+    if constexpr (V < 3) a2_.update(y);
     c0_ = (c0_ << 1) | static_cast<uint32_t>(y);
     nib_ = (nib_ << 1) | static_cast<uint32_t>(y);
     ++bitpos_;
