@@ -313,20 +313,11 @@ class Predictor {
     // Match model.
     mctx_ = -1;
     if (mlen_ > 0) {
-      const uint32_t expect = static_cast<uint32_t>(buf_[mptr_]) | 256u;
-      if ((expect >> (8 - bitpos_)) == c0_) {
-        const int ebit = (expect >> (7 - bitpos_)) & 1;
+      if (const int ebit = expected_bit(buf_[mptr_]); ebit >= 0) {
         const int lq = mlen_ < 16 ? mlen_ : std::min(31, 12 + ilog2(mlen_));
         mctx_ = lq * 2 + ebit;
-        const int st = stretch(l, static_cast<int>(mm_sm_[mctx_] >> 20));
-        x[8] = st;
-        const int conf = std::min(2047, lq * 64);
-        x[9] = ebit ? conf : -conf;
-      } else {
-        x[8] = x[9] = 0;
+        set_expected_inputs(x + 8, mm_sm_[mctx_], ebit, std::min(2047, lq * 64));
       }
-    } else {
-      x[8] = x[9] = 0;
     }
     x[10] = static_cast<int16_t>(net_ ? net_->nibble_logit(nib_) : 0);
     x[11] = 256;
@@ -334,30 +325,22 @@ class Predictor {
       // Inverted-repeat model: predicts the complement of the nucleotide before the earlier
       // occurrence of the reverse complement of the last kRcK nucleotides.
       rctx_ = -1;
-      x[12] = x[13] = 0;
       if (rlen_ > 0) {
-        const uint32_t expect = static_cast<uint32_t>(rc_expect_) | 256u;
-        if ((expect >> (8 - bitpos_)) == c0_) {
-          const int ebit = (expect >> (7 - bitpos_)) & 1;
+        if (const int ebit = expected_bit(rc_expect_); ebit >= 0) {
           const int lq = static_cast<int>(std::min<uint32_t>(rlen_, 31));
           rctx_ = lq * 2 + ebit;
-          x[12] = static_cast<int16_t>(stretch(l, static_cast<int>(rsm_[rctx_] >> 20)));
-          const int conf = std::min(2047, lq * 32);
-          x[13] = static_cast<int16_t>(ebit ? conf : -conf);
+          set_expected_inputs(x + 12, rsm_[rctx_], ebit, std::min(2047, lq * 32));
         }
       }
     }
     if constexpr (V >= 3) {
       nctx_ = -1;
       if (nact_) {
-        const uint32_t expect = static_cast<uint32_t>(nexp_) | 256u;
-        if ((expect >> (8 - bitpos_)) == c0_) {
-          const int ebit = (expect >> (7 - bitpos_)) & 1;
+        if (const int ebit = expected_bit(nexp_); ebit >= 0) {
           const int miss = std::min(7, __builtin_popcount(nmiss_));
           nctx_ = ((static_cast<int>(std::min<uint32_t>(nlen_, 15)) << 3 | miss) << 1) | ebit;
-          x[kNmLane] = static_cast<int16_t>(stretch(l, static_cast<int>(nsm_[nctx_] >> 20)));
           const int conf = std::min(2047, static_cast<int>(std::min<uint32_t>(nlen_, 32)) * 48);
-          x[kNmLane + 1] = static_cast<int16_t>(ebit ? conf : -conf);
+          set_expected_inputs(x + kNmLane, nsm_[nctx_], ebit, conf);
         }
       }
     }
@@ -445,6 +428,18 @@ class Predictor {
   // position: it calibrates the match model's confidence.
   uint32_t a2ctx() const { return a2base_ | static_cast<uint32_t>(bitpos_); }
   static int ilog2(uint32_t v) { return 31 - __builtin_clz(v | 1); }
+
+  // The models that expect a byte (match, inverted repeat, nucleotide match) speak only while
+  // that byte agrees with the bits coded so far: then this is its next bit, else -1.
+  int expected_bit(uint8_t byte) const {
+    const uint32_t e = uint32_t{byte} | 256u;
+    return (e >> (8 - bitpos_)) == c0_ ? static_cast<int>((e >> (7 - bitpos_)) & 1) : -1;
+  }
+  // Their two lanes: the adaptive probability of their context, and a signed confidence.
+  void set_expected_inputs(int16_t* lanes, uint32_t sm, int ebit, int conf) const {
+    lanes[0] = static_cast<int16_t>(stretch(l_, static_cast<int>(sm >> 20)));
+    lanes[1] = static_cast<int16_t>(ebit ? conf : -conf);
+  }
 
   void find_bucket(int i, uint32_t h) {
     if constexpr (V >= 3) {
@@ -717,7 +712,7 @@ class Predictor {
   uint32_t ctx_hash(Ctx k, size_t pos) const {
     switch (k) {
       case kFld: {
-        if (fref_ == kNoRef) return hash32(c1_, 0, 80);
+        if (!fld_live()) return 0;  // unused: find_bucket gives the null bucket
         const uint32_t a = buf_[fref_], a2 = a == '\n' ? 0 : buf_[fref_ + 1];
         return hash32(a | a2 << 8 | c1_ << 16, 1, 81);
       }
