@@ -121,12 +121,6 @@ static Status check_pages(SqliteDb& db, std::vector<std::string>& problems) {
   return q.done_status();
 }
 
-static bool has_page_problems(const std::vector<std::string>& problems) {
-  for (auto& p : problems)
-    if (p.rfind(kPageProblem, 0) == 0) return true;
-  return false;
-}
-
 // Rebuilds index.db (VACUUM copies every row into fresh pages, which drops free-list and
 // unused-page damage). VACUUM cannot run inside a transaction: the repair so far is committed
 // first (Store::commit makes pack data durable before the index, as always).
@@ -190,7 +184,9 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
         "SELECT d.parent, d.name, d.ino FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL",
         [&](Stmt& s) { return "entry " + s.blob(1) + " in directory inode " + n(s, 0) + " names missing inode " + n(s, 2); },
         r.problems));
+    const size_t before = r.problems.size();
     DZ_RETURN_IF_ERROR(check_pages(db, r.problems));
+    r.index_file_damaged = r.problems.size() > before;
     Stmt c = db.prepare("SELECT COUNT(*) FROM inodes");
     if (c.step()) r.inodes_checked = uint64_t(c.i64(0));
     c.reset();
@@ -393,7 +389,7 @@ Result<RepairReport> repair_volume(Store& st, const FsckReport& found) {
   RepairReport out;
   DZ_RETURN_IF_ERROR(restore_models(st, found, out));  // before IndexDb::mu: install takes it
   DZ_RETURN_IF_ERROR(repair_rows(st, found, out));
-  if (has_page_problems(found.problems)) {
+  if (found.index_file_damaged) {
     std::vector<std::string> left;
     {
       std::lock_guard<std::mutex> g(st.index.mu);

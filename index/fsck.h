@@ -16,6 +16,7 @@ struct FsckReport {
   // only for that reason: their bytes are intact and read again once the model file is back.
   std::vector<std::string> damaged_models;
   std::vector<int64_t> model_chunks;
+  bool index_file_damaged = false;  // page-level damage of index.db (PRAGMA quick_check)
   uint64_t chunks_checked = 0, inodes_checked = 0;
   bool clean() const { return problems.empty(); }
 };
