@@ -15,9 +15,9 @@ enum class CodecId : uint8_t { kRaw = 0, kZstd = 1, kNeural = 2 };
 const char* codec_name(CodecId id);
 
 // Frame versions 1, 2 and 3 share the layout; they differ only in the neural payload's predictor
-// (FORMAT.md 2). Neural frames are written as kFrameVersion (3) unless EncodeOptions asks for an
+// (FORMAT.md 2). Neural frames are written as kFrameVersion (4) unless EncodeOptions asks for an
 // older one; raw and zstd frames are written as version 1 (unchanged bytes). All versions decode.
-inline constexpr uint8_t kFrameVersion = 3;
+inline constexpr uint8_t kFrameVersion = 4;
 inline constexpr uint8_t kFrameVersionMin = 1;
 inline constexpr size_t kFrameHeaderSize = 28;        // raw, zstd
 inline constexpr size_t kNeuralFrameHeaderSize = 44;  // + 16-byte model id
@@ -49,7 +49,7 @@ struct EncodeOptions {
   int zstd_level = 3;      // level of the zstd candidate (and of kZstd frames)
   bool try_neural = true;  // choose_and_encode: also try the neural codec
   Isa isa = Isa::kAuto;
-  uint8_t frame_version = kFrameVersion;  // of neural frames: 1..3 (older = legacy predictors)
+  uint8_t frame_version = kFrameVersion;  // of neural frames: 1..4 (older = legacy predictors)
 };
 
 struct DecodeOptions {

@@ -394,6 +394,8 @@ Result<std::shared_ptr<const Model>> Model::load(std::span<const uint8_t> f) {
         std::memcpy(&m->wo_nib_[(b * 16 + j) * H], &m->t_.wo[(node - 1) * H], H);
         m->bo_nib_[b * 16 + j] = m->t_.bo[node - 1];
       }
+    m->t1_line_.reset(new (std::align_val_t{64}) int8_t[m->t_.t1.size()]);
+    std::memcpy(m->t1_line_.get(), m->t_.t1.data(), m->t_.t1.size());
   } catch (const std::bad_alloc&) {
     return Status::Error(ErrorCode::kInternal, "model: out of memory");
   }

@@ -115,7 +115,7 @@ NetEval::NetEval(const Model& m, const NetKernels& k) : m_(m), k_(k) {
   h2_.resize(H_);
   h_ = s.layers == 2 ? h2_.data() : h1_.data();
   wo_nib_ = m.wo_nibble().data();
-  t1_ = m.tensors().t1.data();
+  t1_ = m.t1_aligned();
   bo_nib_ = m.bo_nibble().data();
 }
 
@@ -129,7 +129,7 @@ void NetEval::set_context(const uint8_t* buf, size_t pos) {
   const auto& t = m_.tensors();
   const auto& s = t.spec;
   const int H = H_;
-  const int8_t* t1 = t.t1.data();
+  const int8_t* t1 = t1_;
   const int8_t** rows = rows_.data();
   for (int i = 0; i < W_; ++i) {
     const size_t sym = pos > static_cast<size_t>(i) ? buf[pos - 1 - i] : kPadSymbol;

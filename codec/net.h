@@ -42,8 +42,9 @@ class NetEval {
     for (int i = 1; i < W_; ++i) {
       const size_t sym = pos >= static_cast<size_t>(i) ? buf[pos - i] : kPadSymbol;
       const int8_t* row = t1_ + (static_cast<size_t>(i) * kSymbols + sym) * H;
-      __builtin_prefetch(row);
-      __builtin_prefetch(row + H - 1);
+      // T1 is 64-byte aligned, so a row of H = 64 is exactly one line.
+      for (size_t off = 0; off < H; off += 64) __builtin_prefetch(row + off);
+      if (H % 64) __builtin_prefetch(row + H - 1);
     }
   }
   // Stretch-domain logit (+-2047) of P(bit=1) at bit-tree node 1..255.

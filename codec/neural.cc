@@ -194,6 +194,17 @@ struct Layout<3> {
   static constexpr bool kNoO0 = true;
   static constexpr size_t kTableDiv = 8;
 };
+// Version 4 is version 3 without the order-6 and line-feed-skipping order-12 contexts (lanes 5
+// and 7 stay 0), and with a cheaper second-nibble hash (FORMAT.md 2.7): measured, those two
+// contexts bought 0.1-0.25 % of size for 10 % of the instructions.
+template <>
+struct Layout<4> {
+  static constexpr int kHashed = 5;
+  static constexpr Ctx kKind[kHashed] = {kO2, kO4, kWord, kCol, kFld};
+  static constexpr int kLane[kHashed] = {2, 4, 6, 3, 0};
+  static constexpr bool kNoO0 = true;
+  static constexpr size_t kTableDiv = 8;
+};
 
 // Logistic mixer, int16 weights (1.0 = 2^13), int16 inputs (stretch, +-2047), 16 lanes.
 // dot = (sum_i x_i * w_i) >> 13 (exact int32: |sum| <= 16 * 2047 * 32767 < 2^31).
@@ -385,9 +396,8 @@ class Predictor {
       if (rctx_ >= 0) sm_update(rsm_[rctx_], y, 1023, dt_);
     if constexpr (V >= 3)
       if (nctx_ >= 0) sm_update(nsm_[nctx_], y, 1023, dt_);
-    const int lr = mixer_rate();
-    mx1_.update(xv_, y, lr);
-    mx2_.update(xv_, y, lr);
+    mx1_.update(xv_, y, lr_);
+    mx2_.update(xv_, y, lr_);
     a1_.update(y);
     if constexpr (V < 3) a2_.update(y);
     c0_ = (c0_ << 1) | static_cast<uint32_t>(y);
@@ -398,11 +408,13 @@ class Predictor {
       // (The two candidate hashes are kept for bit 4.)
       for (int i = 0; i < kHashed; ++i) {
         const uint32_t ca = c0_ << 1;
-        hn_[0][i] = hash32(h_[i], ca, 99);
-        hn_[1][i] = hash32(h_[i], ca | 1, 99);
+        hn_[0][i] = nibble_hash(h_[i], ca);
+        hn_[1][i] = nibble_hash(h_[i], ca | 1);
         __builtin_prefetch(&tab_[i][static_cast<size_t>(hn_[0][i] & mask_[i]) * 16]);
         __builtin_prefetch(&tab_[i][static_cast<size_t>(hn_[1][i] & mask_[i]) * 16]);
       }
+      __builtin_prefetch(&o1_[(c1_ * 17 + ((c0_ << 1) & 15) + 1) * 16]);
+      __builtin_prefetch(&o1_[(c1_ * 17 + (((c0_ << 1) | 1) & 15) + 1) * 16]);
     } else if (bitpos_ == 4) {
       nib_ = 1;
       if (net_) net_->nibble_logits(1 + static_cast<int>(c0_ & 15));
@@ -417,7 +429,8 @@ class Predictor {
   size_t pos() const { return pos_; }
 
   // Mixer learning rate: 5 in versions 1-2; version 3 starts at 3 and settles at 1 (measured:
-  // with 16 live inputs the fixed 5 overshoots, costing 2-3 % on every class).
+  // with 16 live inputs the fixed 5 overshoots, costing 2-3 % on every class). Depends only on
+  // the position, so byte_update keeps it in lr_.
   int mixer_rate() const {
     if constexpr (V < 3) return 5;
     return pos_ < 512 ? 3 : pos_ < 2048 ? 2 : 1;
@@ -427,6 +440,14 @@ class Predictor {
   // APM-2 context: match state (0 = none, else 1 + 2 * min(length class, 15) + expected bit) x bit
   // position: it calibrates the match model's confidence.
   uint32_t a2ctx() const { return a2base_ | static_cast<uint32_t>(bitpos_); }
+  // Bucket hash of the second nibble: context hash h, ca = 1 followed by the first nibble and
+  // the candidate 4th bit (16..31).
+  static uint32_t nibble_hash(uint32_t h, uint32_t ca) {
+    if constexpr (V < 4) return hash32(h, ca, 99);
+    const uint32_t x = (h + ca * 0x9E3779B1u) * 0x85EBCA77u;
+    return x ^ (x >> 15);
+  }
+  uint32_t match_hash() const { return hash32(c4_, c8_ & 0xffff, 7) & (mbits_ - 1); }
   static int ilog2(uint32_t v) { return 31 - __builtin_clz(v | 1); }
 
   // The models that expect a byte (match, inverted repeat, nucleotide match) speak only while
@@ -476,6 +497,9 @@ class Predictor {
       c8_ = (c8_ << 8) | (c4_ >> 24);
       c4_ = (c4_ << 8) | c;
       c1_ = c;
+      // Loads this byte will need, started before the work below.
+      __builtin_prefetch(&o1_[c1_ * 17 * 16]);
+      __builtin_prefetch(&mtab_[match_hash()]);
       if constexpr (V >= 2) rc_byte(c, pos);
       if constexpr (V >= 3) nt_byte(c, pos);
       if constexpr (V >= 3) fld_byte(c, pos);
@@ -491,7 +515,7 @@ class Predictor {
       }
     }
     if (pos >= static_cast<size_t>(kMinMatch)) {
-      const uint32_t hm = hash32(c4_, c8_ & 0xffff, 7) & (mbits_ - 1);
+      const uint32_t hm = match_hash();
       if (mlen_ == 0) {
         const uint32_t cand = mtab_[hm];
         if (cand > 0) {
@@ -526,6 +550,7 @@ class Predictor {
     c0_ = 1;
     nib_ = 1;
     bitpos_ = 0;
+    lr_ = mixer_rate();
     o1base_ = &o1_[c1_ * 17 * 16];
   }
 
@@ -741,6 +766,7 @@ class Predictor {
   uint32_t c0_ = 1, nib_ = 1, c1_ = 0, c4_ = 0, c8_ = 0, wh_ = 0;
   uint32_t n4_ = 0, n8_ = 0, n12_ = 0, ls_ = 0, pls_ = 0;  // version 2
   int bitpos_ = 0;
+  int lr_ = 5;
   XVec xv_;
   uint32_t h_[kHashed] = {};
   uint32_t hn_[2][kHashed] = {};
@@ -918,6 +944,7 @@ Result<bool> neural_encode(std::span<const uint8_t> raw, const Model* model, Isa
     case 1: return encode_impl<1>(raw, model, isa, budget, out, stats);
     case 2: return encode_impl<2>(raw, model, isa, budget, out, stats);
     case 3: return encode_impl<3>(raw, model, isa, budget, out, stats);
+    case 4: return encode_impl<4>(raw, model, isa, budget, out, stats);
   }
   return Status::Error(ErrorCode::kUnsupported, "neural encode: unsupported payload version " + std::to_string(version));
 }
@@ -928,6 +955,7 @@ Status neural_decode(std::span<const uint8_t> payload, uint32_t raw_len, const M
     case 1: return decode_impl<1>(payload, raw_len, model, isa, out);
     case 2: return decode_impl<2>(payload, raw_len, model, isa, out);
     case 3: return decode_impl<3>(payload, raw_len, model, isa, out);
+    case 4: return decode_impl<4>(payload, raw_len, model, isa, out);
   }
   return Status::Error(ErrorCode::kUnsupported, "neural decode: unsupported payload version " + std::to_string(version));
 }

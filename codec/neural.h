@@ -11,8 +11,8 @@
 
 namespace dzfs::codec::detail {
 
-// Predictor versions = frame versions 1, 2 and 3 (the one written). FORMAT.md 2.
-inline constexpr int kNeuralPayloadVersion = 3;
+// Predictor versions = frame versions 1 to 4 (the one written). FORMAT.md 2.
+inline constexpr int kNeuralPayloadVersion = 4;
 
 // Optional measurement of the cost of probability quantization (tests / bench only).
 struct CoderStats {

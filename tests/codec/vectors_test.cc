@@ -1,8 +1,8 @@
 // Checked-in test vectors: a small model (and its generator seed) and the XXH3-128 of the frames
 // that every implementation (scalar, AVX2, AVX-512 VNNI; any batch size or thread count) must
 // produce, one file per frame version: expected.txt (version 1) and expected_v2.txt (version 2),
-// both frozen: existing volumes hold such frames, so they are never regenerated; expected_v3.txt
-// (the version written now). After an
+// expected_v3.txt (version 3), all frozen: existing volumes hold such frames, so they are never
+// regenerated; expected_v4.txt (the version written now). After an
 // intentional format change, bump the frame version, add a file, and generate it with
 //   DZFS_CODEC_REGEN_VECTORS=1 ./codec_vectors_test   (rewrites the latest version's file only)
 #include <gtest/gtest.h>
@@ -168,6 +168,7 @@ void check_version(uint8_t version) {
 TEST(Vectors, Version1FramesReproduced) { check_version(1); }
 TEST(Vectors, Version2FramesReproduced) { check_version(2); }
 TEST(Vectors, Version3FramesReproduced) { check_version(3); }
+TEST(Vectors, Version4FramesReproduced) { check_version(4); }
 
 TEST(Vectors, DefaultWritesLatestVersion) {
   auto f = encode_frame(CodecId::kNeural, test::text_bytes(3000, 5), nullptr);
