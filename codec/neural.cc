@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -214,17 +215,22 @@ constexpr int kLanes = 16;
 #if defined(__SSE2__)
 struct XVec {  // the 16 inputs, built once per bit in registers
   __m128i v[2];
-  // Element by element: the lanes were just written as scalars, and a 16-byte load of them
-  // would stall on store forwarding (measured: the single hottest instruction).
-  void set(const int16_t* x) {
-    v[0] = _mm_setr_epi16(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7]);
-    v[1] = _mm_setr_epi16(x[8], x[9], x[10], x[11], x[12], x[13], x[14], x[15]);
+  void clear() { v[0] = v[1] = _mm_setzero_si128(); }
+  // Lane by lane into the register: storing scalars and loading them as a vector would stall
+  // on store forwarding (measured: it was the single hottest instruction).
+  template <int L>
+  void put(int x) {
+    v[L / 8] = _mm_insert_epi16(v[L / 8], x, L % 8);
   }
 };
 #else
 struct XVec {
   int16_t v[kLanes];
-  void set(const int16_t* x) { std::memcpy(v, x, sizeof v); }
+  void clear() { std::memset(v, 0, sizeof v); }
+  template <int L>
+  void put(int x) {
+    v[L] = static_cast<int16_t>(x);
+  }
 };
 #endif
 
@@ -308,30 +314,23 @@ class Predictor {
 
   int p() {
     const Logistic& l = l_;
-    int16_t x[kLanes] = {};  // a local, so that it can live in registers
-    if constexpr (!kNoO0) x[0] = stretch(l, static_cast<int>(o0_[c0_] >> 20));
-    {
-      o1slot_ = o1base_ + nib_;
-      const uint16_t s = *o1slot_;
-      x[1] = stretch(l, slot_p(s));
-    }
-    for (int i = 0; i < kHashed; ++i) {
-      slot_[i] = bucket_[i] + nib_;
-      const uint16_t s = *slot_[i];
-      x[Layout<V>::kLane[i]] = stretch(l, slot_p(s));
-    }
-    if constexpr (V == 1) x[7] = 0;
+    XVec& x = xv_;
+    x.clear();
+    if constexpr (!kNoO0) x.put<0>(stretch(l, static_cast<int>(o0_[c0_] >> 20)));
+    o1slot_ = o1base_ + nib_;
+    x.put<1>(stretch(l, slot_p(*o1slot_)));
+    put_hashed_inputs(std::make_index_sequence<kHashed>{});
     // Match model.
     mctx_ = -1;
     if (mlen_ > 0) {
       if (const int ebit = expected_bit(buf_[mptr_]); ebit >= 0) {
         const int lq = mlen_ < 16 ? mlen_ : std::min(31, 12 + ilog2(mlen_));
         mctx_ = lq * 2 + ebit;
-        set_expected_inputs(x + 8, mm_sm_[mctx_], ebit, std::min(2047, lq * 64));
+        set_expected_inputs<8>(mm_sm_[mctx_], ebit, std::min(2047, lq * 64));
       }
     }
-    x[10] = static_cast<int16_t>(net_ ? net_->nibble_logit(nib_) : 0);
-    x[11] = 256;
+    if (net_) x.put<10>(net_->nibble_logit(nib_));
+    x.put<11>(256);
     if constexpr (V >= 2) {
       // Inverted-repeat model: predicts the complement of the nucleotide before the earlier
       // occurrence of the reverse complement of the last kRcK nucleotides.
@@ -340,7 +339,7 @@ class Predictor {
         if (const int ebit = expected_bit(rc_expect_); ebit >= 0) {
           const int lq = static_cast<int>(std::min<uint32_t>(rlen_, 31));
           rctx_ = lq * 2 + ebit;
-          set_expected_inputs(x + 12, rsm_[rctx_], ebit, std::min(2047, lq * 32));
+          set_expected_inputs<12>(rsm_[rctx_], ebit, std::min(2047, lq * 32));
         }
       }
     }
@@ -351,12 +350,11 @@ class Predictor {
           const int miss = std::min(7, __builtin_popcount(nmiss_));
           nctx_ = ((static_cast<int>(std::min<uint32_t>(nlen_, 15)) << 3 | miss) << 1) | ebit;
           const int conf = std::min(2047, static_cast<int>(std::min<uint32_t>(nlen_, 32)) * 48);
-          set_expected_inputs(x + kNmLane, nsm_[nctx_], ebit, conf);
+          set_expected_inputs<kNmLane>(nsm_[nctx_], ebit, conf);
         }
       }
     }
     const int lb = (mctx_ < 0) ? 0 : 1 + std::min(6, ilog2(mlen_));
-    xv_.set(x);
     const int d1 = mx1_.mix(l, xv_, c0_);
     const int d2 = mx2_.mix(l, xv_, static_cast<size_t>(lb * 8 + bitpos_));
     dmix_ = (d1 + d2) >> 1;
@@ -469,9 +467,15 @@ class Predictor {
     return (e >> (8 - bitpos_)) == c0_ ? static_cast<int>((e >> (7 - bitpos_)) & 1) : -1;
   }
   // Their two lanes: the adaptive probability of their context, and a signed confidence.
-  void set_expected_inputs(int16_t* lanes, uint32_t sm, int ebit, int conf) const {
-    lanes[0] = static_cast<int16_t>(stretch(l_, static_cast<int>(sm >> 20)));
-    lanes[1] = static_cast<int16_t>(ebit ? conf : -conf);
+  template <int Lane>
+  void set_expected_inputs(uint32_t sm, int ebit, int conf) {
+    xv_.put<Lane>(stretch(l_, static_cast<int>(sm >> 20)));
+    xv_.put<Lane + 1>(ebit ? conf : -conf);
+  }
+  // The hashed contexts' slots of this bit, each into its lane.
+  template <size_t... I>
+  void put_hashed_inputs(std::index_sequence<I...>) {
+    ((slot_[I] = bucket_[I] + nib_, xv_.put<Layout<V>::kLane[I]>(stretch(l_, slot_p(*slot_[I])))), ...);
   }
 
   void find_bucket(int i, uint32_t h) {
