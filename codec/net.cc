@@ -110,6 +110,7 @@ NetEval::NetEval(const Model& m, const NetKernels& k) : m_(m), k_(k) {
   mo_ = s.mo;
   so_ = s.so;
   rows_.resize(W_);
+  next_rows_.resize(W_);
   acc_.resize(H_);
   h1_.resize(H_);
   h2_.resize(H_);
@@ -130,8 +131,13 @@ void NetEval::set_context(const uint8_t* buf, size_t pos) {
   const auto& s = t.spec;
   const int H = H_;
   const int8_t* t1 = t1_;
+  int first_new = W_;  // rows [0, first_new) are computed here
+  if (pos == next_pos_ && pos > 0) {
+    rows_.swap(next_rows_);  // rows 1.. were found by prefetch_next(buf, pos - 1)
+    first_new = 1;
+  }
   const int8_t** rows = rows_.data();
-  for (int i = 0; i < W_; ++i) {
+  for (int i = 0; i < first_new; ++i) {
     const size_t sym = pos > static_cast<size_t>(i) ? buf[pos - 1 - i] : kPadSymbol;
     rows[i] = t1 + (static_cast<size_t>(i) * kSymbols + sym) * static_cast<size_t>(H);
   }

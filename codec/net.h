@@ -35,17 +35,21 @@ class NetEval {
   NetEval(const Model& m, const NetKernels& k);
   // Computes the last hidden layer for the byte at buf[pos] from buf[pos-W .. pos-1].
   void set_context(const uint8_t* buf, size_t pos);
-  // Prefetches the layer-1 rows that set_context(buf, pos + 1) will read, except position 0
-  // (the byte at pos is not known yet while decoding). Call after set_context(buf, pos).
-  void prefetch_next(const uint8_t* buf, size_t pos) const {
+  // Finds and prefetches the layer-1 rows that set_context(buf, pos + 1) will read, except
+  // position 0 (the byte at pos is not known yet while decoding); that call then reuses them.
+  // Call after set_context(buf, pos).
+  void prefetch_next(const uint8_t* buf, size_t pos) {
     const size_t H = static_cast<size_t>(H_);
+    const int8_t** next = next_rows_.data();
     for (int i = 1; i < W_; ++i) {
       const size_t sym = pos >= static_cast<size_t>(i) ? buf[pos - i] : kPadSymbol;
       const int8_t* row = t1_ + (static_cast<size_t>(i) * kSymbols + sym) * H;
+      next[i] = row;
       // T1 is 64-byte aligned, so a row of H = 64 is exactly one line.
       for (size_t off = 0; off < H; off += 64) __builtin_prefetch(row + off);
       if (H % 64) __builtin_prefetch(row + H - 1);
     }
+    next_pos_ = pos + 1;
   }
   // Stretch-domain logit (+-2047) of P(bit=1) at bit-tree node 1..255.
   int node_logit(int node) const {
@@ -69,7 +73,8 @@ class NetEval {
   const int8_t* wo_;
   const int32_t* bo_;
   int32_t mo_, so_;
-  std::vector<const int8_t*> rows_;
+  std::vector<const int8_t*> rows_, next_rows_;
+  size_t next_pos_ = 0;  // next_rows_[1..W) hold the rows of this position (0: none)
   std::vector<int32_t> acc_;
   std::vector<uint8_t> h1_, h2_;
   uint8_t* h_ = nullptr;
