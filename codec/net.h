@@ -41,6 +41,17 @@ class NetEval {
   void prefetch_next(const uint8_t* buf, size_t pos) {
     const size_t H = static_cast<size_t>(H_);
     const int8_t** next = next_rows_.data();
+    next_pos_ = pos + 1;
+    if (H == 64 && pos + 1 >= static_cast<size_t>(W_)) {  // the default shape, past the chunk start
+      const int8_t* base = t1_;
+      for (int i = 1; i < W_; ++i) {
+        base += kSymbols * 64;  // table of distance i
+        const int8_t* row = base + (size_t{buf[pos - i]} << 6);
+        next[i] = row;
+        __builtin_prefetch(row);  // T1 is 64-byte aligned: the row is one line
+      }
+      return;
+    }
     for (int i = 1; i < W_; ++i) {
       const size_t sym = pos >= static_cast<size_t>(i) ? buf[pos - i] : kPadSymbol;
       const int8_t* row = t1_ + (static_cast<size_t>(i) * kSymbols + sym) * H;
@@ -49,7 +60,6 @@ class NetEval {
       for (size_t off = 0; off < H; off += 64) __builtin_prefetch(row + off);
       if (H % 64) __builtin_prefetch(row + H - 1);
     }
-    next_pos_ = pos + 1;
   }
   // Stretch-domain logit (+-2047) of P(bit=1) at bit-tree node 1..255.
   int node_logit(int node) const {

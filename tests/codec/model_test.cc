@@ -165,6 +165,28 @@ TEST(Model, KernelsMatchReferenceForward) {
   }
 }
 
+// The coder calls set_context for every position and prefetch_next after it; set_context then
+// reuses the rows prefetch_next found. Every position must still equal the reference, for the
+// default shape (H 64, its own path) and another, from the chunk start on.
+TEST(Model, RowsFoundByPrefetchNextGiveTheReferenceHidden) {
+  for (auto [w, h] : {std::pair<uint32_t, uint32_t>{16, 64}, {6, 96}}) {
+    auto m = Model::from_tensors(make_random_tensors({.seed = 4, .window = w, .hidden = h, .layers = 1}));
+    ASSERT_TRUE(m.ok());
+    const auto data = test::code_bytes(200, 2);
+    detail::NetEval ev(**m, detail::kernels_for(resolve_isa(Isa::kAuto)));
+    for (size_t pos = 0; pos < data.size(); ++pos) {
+      std::vector<uint16_t> win(w);
+      for (size_t i = 0; i < w; ++i) win[i] = pos > i ? data[pos - 1 - i] : kPadSymbol;
+      std::vector<uint8_t> hidden;
+      std::vector<int16_t> logits;
+      ASSERT_TRUE((*m)->forward_reference(win, &hidden, &logits).ok());
+      ev.set_context(data.data(), pos);
+      for (size_t j = 0; j < h; ++j) ASSERT_EQ(ev.hidden()[j], hidden[j]) << "W " << w << " pos " << pos;
+      if (pos % 7 != 3) ev.prefetch_next(data.data(), pos);  // sometimes not: rows found afresh
+    }
+  }
+}
+
 TEST(Model, NibbleBatchedLogitsMatchNodeLogits) {
   auto m = Model::from_tensors(make_random_tensors({.seed = 9, .window = 6, .hidden = 96, .layers = 2}));
   ASSERT_TRUE(m.ok());
