@@ -513,15 +513,36 @@ class Predictor {
       c8_ = (c8_ << 8) | (c4_ >> 24);
       c4_ = (c4_ << 8) | c;
       c1_ = c;
-      // Loads this byte will need, started before the work below.
+      // Table slots this byte will read, started before the work below (the match and sequence
+      // models run after the network, which hides their latency; nothing in between uses them).
       __builtin_prefetch(&o1_[c1_ * 17 * 16]);
       __builtin_prefetch(&mtab_[match_hash()]);
-      if constexpr (V >= 2) rc_byte(c, pos);
-      if constexpr (V >= 3) nt_byte(c, pos);
+      if constexpr (V >= 2) prefetch_sequence_tables(c);
       if constexpr (V >= 3) fld_byte(c, pos);
       const uint32_t lc = (c >= 'A' && c <= 'Z') ? c + 32 : c;
       if ((lc >= 'a' && lc <= 'z') || c >= 128) wh_ = (wh_ + lc + 1) * 0x3D4D51CBu;
       else wh_ = 0;
+    }
+    if constexpr (V == 1) {
+      h_[0] = hash32(c4_ & 0xffff, 0, 2);
+      h_[1] = hash32(c4_ & 0xffffff, 0, 3);
+      h_[2] = hash32(c4_, 0, 4);
+      h_[3] = hash32(c4_, c8_ & 0xffff, 6);
+      h_[4] = hash32(wh_, c1_, 8);
+    } else {
+      for (int i = 0; i < kHashed; ++i) h_[i] = ctx_hash(Layout<V>::kKind[i], pos);
+    }
+    for (int i = 0; i < kHashed; ++i) __builtin_prefetch(&tab_[i][static_cast<size_t>(h_[i] & mask_[i]) * 16]);
+    // The network runs while the table lines load.
+    if (net_ && pos < len_) {
+      net_->set_context(buf_, pos);
+      net_->nibble_logits(0);
+      net_->prefetch_next(buf_, pos);
+    }
+    if (pos > 0) {
+      const uint32_t c = c1_;
+      if constexpr (V >= 2) rc_byte(c, pos);
+      if constexpr (V >= 3) nt_byte(c, pos);
       // Match model: extend or look up.
       if (mlen_ > 0 && buf_[mptr_] == c) {
         ++mptr_;
@@ -546,22 +567,6 @@ class Predictor {
       mtab_[hm] = static_cast<uint32_t>(pos);
     }
     if (mlen_ > 0 && mptr_ >= pos) mlen_ = 0;  // cannot happen; defensive
-    if constexpr (V == 1) {
-      h_[0] = hash32(c4_ & 0xffff, 0, 2);
-      h_[1] = hash32(c4_ & 0xffffff, 0, 3);
-      h_[2] = hash32(c4_, 0, 4);
-      h_[3] = hash32(c4_, c8_ & 0xffff, 6);
-      h_[4] = hash32(wh_, c1_, 8);
-    } else {
-      for (int i = 0; i < kHashed; ++i) h_[i] = ctx_hash(Layout<V>::kKind[i], pos);
-    }
-    for (int i = 0; i < kHashed; ++i) __builtin_prefetch(&tab_[i][static_cast<size_t>(h_[i] & mask_[i]) * 16]);
-    // The network runs while the table lines load.
-    if (net_ && pos < len_) {
-      net_->set_context(buf_, pos);
-      net_->nibble_logits(0);
-      net_->prefetch_next(buf_, pos);
-    }
     for (int i = 0; i < kHashed; ++i) find_bucket(i, h_[i]);
     c0_ = 1;
     nib_ = 1;
@@ -597,6 +602,20 @@ class Predictor {
     for (int k = 0; k < kRcSkip && b > 0 && buf_[b] == '\n'; ++k) --b;
     *out = b;
     return nt_code(buf_[b]) < 4;
+  }
+  // The inverted-repeat and nucleotide-match table slots that rc_byte / nt_byte will read after
+  // byte c (their keys once c is shifted in).
+  void prefetch_sequence_tables(uint32_t c) const {
+    const int code = nt_code(c);
+    if (code > 3) return;
+    const uint32_t rc = (rk_rc_ >> 2) | (static_cast<uint32_t>(3 - code) << (2 * kRcK - 2));
+    __builtin_prefetch(&rtab_[hash32(rc, 0, 50) & (rbits_ - 1)]);
+    if constexpr (V >= 3) {
+      const uint32_t key = static_cast<uint32_t>(((nh_ << 2) | static_cast<uint64_t>(code)) & ((uint64_t{1} << (2 * kNmK)) - 1));
+      const uint32_t h = hash32(key, 0, 70) & (nbits_ - 1);
+      __builtin_prefetch(&ntab_[h]);
+      __builtin_prefetch(&nkey_[h]);
+    }
   }
   // Inverted-repeat state after byte c at buf_[pos - 1].
   void rc_byte(uint32_t c, size_t pos) {
