@@ -347,7 +347,7 @@ class Predictor {
       nctx_ = -1;
       if (nact_) {
         if (const int ebit = expected_bit(nexp_); ebit >= 0) {
-          const int miss = std::min(7, __builtin_popcount(nmiss_));
+          const int miss = std::min<int>(7, nmisses_);
           nctx_ = ((static_cast<int>(std::min<uint32_t>(nlen_, 15)) << 3 | miss) << 1) | ebit;
           const int conf = std::min(2047, static_cast<int>(std::min<uint32_t>(nlen_, 32)) * 48);
           set_expected_inputs<kNmLane>(nsm_[nctx_], ebit, conf);
@@ -709,10 +709,11 @@ class Predictor {
   void nt_match(uint32_t c, size_t pos) {
     if (nact_) {
       const bool hit = c == nexp_;
+      nmisses_ += (hit ? 0u : 1u) - (nmiss_ >> 15);  // popcount(nmiss_), kept (no POPCNT in x86-64)
       nmiss_ = ((nmiss_ << 1) | (hit ? 0u : 1u)) & 0xffffu;
       nlen_ = hit ? nlen_ + 1 : 0;
       uint32_t q;
-      if (__builtin_popcount(nmiss_) > kNmMaxMiss || !next_nt(nptr_ + 1, pos, &q)) {
+      if (nmisses_ > static_cast<uint32_t>(kNmMaxMiss) || !next_nt(nptr_ + 1, pos, &q)) {
         nact_ = false;
       } else {
         nptr_ = q;
@@ -730,6 +731,7 @@ class Predictor {
         nexp_ = buf_[q];
         nlen_ = 0;
         nmiss_ = 0;
+        nmisses_ = 0;
       }
     }
     ntab_[h] = static_cast<uint32_t>(pos);
@@ -837,7 +839,7 @@ class Predictor {
   uint32_t nrun_ = 0;
   static constexpr int kNmK = 12, kNmMaxMiss = 8, kNmLane = 14;  // lanes 14 and 15
   std::vector<uint32_t> ntab_, nkey_, nsm_;
-  uint32_t nbits_ = 0, nptr_ = 0, nlen_ = 0, nmiss_ = 0;
+  uint32_t nbits_ = 0, nptr_ = 0, nlen_ = 0, nmiss_ = 0, nmisses_ = 0;
   uint8_t nexp_ = 0;
   bool nact_ = false;
   int nctx_ = -1;
