@@ -237,10 +237,10 @@ struct XVec {
 struct Mixer {
   std::vector<int16_t> w;  // [sets][kLanes]
   int16_t* cur = nullptr;
-  int dot = 0, pr = 2048;
+  int dot = 0;
   explicit Mixer(size_t sets) : w(sets * kLanes, static_cast<int16_t>(kMixInit)) {}
   static constexpr int kMixInit = 2458;  // ~0.3
-  int mix(const Logistic& l, const XVec& x, size_t set) {
+  int mix(const XVec& x, size_t set) {
     cur = &w[set * kLanes];
 #if defined(__SSE2__)
     __m128i a = _mm_madd_epi16(x.v[0], _mm_loadu_si128(reinterpret_cast<const __m128i*>(cur)));
@@ -254,10 +254,11 @@ struct Mixer {
 #endif
     s >>= 13;
     dot = s > 2047 ? 2047 : s < -2047 ? -2047 : s;
-    pr = squash(l, dot);
     return dot;
   }
-  void update(const XVec& x, int y, int lr) {
+  // The mixer's own probability squash(dot) is needed only here (version 4 skips many updates).
+  void update(const Logistic& l, const XVec& x, int y, int lr) {
+    const int pr = squash(l, dot);
     const int e = ((y << 12) - pr) * lr;  // |e| <= 4095 * 7 < 2^15
 #if defined(__SSE2__)
     const __m128i ve = _mm_set1_epi16(static_cast<int16_t>(e));
@@ -355,8 +356,8 @@ class Predictor {
       }
     }
     const int lb = (mctx_ < 0) ? 0 : 1 + std::min(6, ilog2(mlen_));
-    const int d1 = mx1_.mix(l, xv_, c0_);
-    const int d2 = mx2_.mix(l, xv_, static_cast<size_t>(lb * 8 + bitpos_));
+    const int d1 = mx1_.mix(xv_, c0_);
+    const int d2 = mx2_.mix(xv_, static_cast<size_t>(lb * 8 + bitpos_));
     dmix_ = (d1 + d2) >> 1;
     if constexpr (V >= 3) {
       // One APM, on c0 over the mixers' dot, is the final probability (FORMAT.md 2.6): the
@@ -395,8 +396,8 @@ class Predictor {
         if (rctx_ >= 0) sm_update(rsm_[rctx_], y, 1023, dt_);
       if constexpr (V >= 3)
         if (nctx_ >= 0) sm_update(nsm_[nctx_], y, 1023, dt_);
-      mx1_.update(xv_, y, lr_);
-      mx2_.update(xv_, y, lr_);
+      mx1_.update(l_, xv_, y, lr_);
+      mx2_.update(l_, xv_, y, lr_);
     }
     a1_.update(y);
     if constexpr (V < 3) a2_.update(y);
