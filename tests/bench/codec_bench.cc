@@ -1,6 +1,7 @@
 // Codec benchmark (built by CMake, not a test). Usage:
 //   codec_bench CORPUS_DIR [--model FILE] [--max-mb N] [--chunk BYTES] [--isa I] [--classes a,b]
 //               [--methods raw,zstd-3,zstd-19,xz-9e,neural,chosen] [--decode 0|1] [--frame-version V]
+//               [--compare-versions A,B]
 // CORPUS_DIR has class subdirectories (src/ docs/ genomic/ bin/; any others are measured too).
 // Per class, files (sorted, recursive, at most --max-mb MiB in all, the last one cut) are each
 // cut into chunks of 64 KiB (a file's tail is its own chunk, as in the filesystem and in
@@ -10,6 +11,9 @@
 // xz-9e runs the xz CLI (`xz -9e -c`) on each chunk and reports the summed .xz sizes (container
 // included, as peers.py does) and wall-clock speed of the CLI (process start-up included).
 // A summary table per class follows. Without --model, the random-init model (seed 1) is used.
+// --compare-versions A,B measures only neural frames of versions A and B, alternating version by
+// chunk (and which goes first), so that a drifting machine slows both alike: bytes and encode /
+// decode MB/s of each, and B's speed relative to A's.
 #include <stdlib.h>
 
 #include <algorithm>
@@ -84,6 +88,37 @@ std::vector<uint8_t> load_class(const fs::path& dir, size_t max_bytes, size_t ch
   return data;
 }
 
+struct VersionRun {
+  size_t bytes = 0;
+  double enc = 0, dec = 0;  // thread CPU seconds
+};
+
+// Neural frames of versions a and b for every chunk, alternating which goes first.
+bool compare_versions(const std::vector<std::span<const uint8_t>>& chunks, const Model* model,
+                      const ModelSet& set, Isa isa, const uint8_t v[2], VersionRun run[2]) {
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    for (int k0 = 0; k0 < 2; ++k0) {
+      const int k = (i & 1) ? 1 - k0 : k0;
+      EncodeOptions eo;
+      eo.isa = isa;
+      eo.frame_version = v[k];
+      DecodeOptions dopt;
+      dopt.isa = isa;
+      const double t0 = cpu_now();
+      auto f = encode_frame(CodecId::kNeural, chunks[i], model, eo);
+      const double t1 = cpu_now();
+      if (!f.ok()) return false;
+      auto r = decode_frame(*f, set, dopt);
+      const double t2 = cpu_now();
+      if (!r.ok() || !std::equal(r->begin(), r->end(), chunks[i].begin(), chunks[i].end())) return false;
+      run[k].bytes += f->size();
+      run[k].enc += t1 - t0;
+      run[k].dec += t2 - t1;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -98,6 +133,7 @@ int main(int argc, char** argv) {
   std::string only_classes, methods = "raw,zstd-3,zstd-19,xz-9e,neural,chosen";
   bool decode = true;
   uint8_t frame_version = kFrameVersion;
+  uint8_t compare[2] = {0, 0};
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model_path = v;
@@ -107,6 +143,16 @@ int main(int argc, char** argv) {
     else if (k == "--decode") decode = v != "0";
     else if (k == "--frame-version") frame_version = static_cast<uint8_t>(std::strtoul(v.c_str(), nullptr, 10));
     else if (k == "--chunk") chunk = std::strtoull(v.c_str(), nullptr, 10);
+    else if (k == "--compare-versions") {
+      unsigned a = 0, b = 0;
+      if (std::sscanf(v.c_str(), "%u,%u", &a, &b) != 2 || a < kFrameVersionMin || a > kFrameVersion ||
+          b < kFrameVersionMin || b > kFrameVersion) {
+        std::fprintf(stderr, "--compare-versions wants A,B in %d..%d\n", kFrameVersionMin, kFrameVersion);
+        return 2;
+      }
+      compare[0] = static_cast<uint8_t>(a);
+      compare[1] = static_cast<uint8_t>(b);
+    }
     else if (k == "--isa") {
       if (!parse_isa(v, &isa)) return 2;
     } else {
@@ -156,6 +202,21 @@ int main(int argc, char** argv) {
     for (auto [off, len] : pieces) chunks.emplace_back(data.data() + off, len);
     std::printf("\n[%s] %zu bytes, %zu chunks\n", cls.c_str(), data.size(), chunks.size());
     if (data.empty()) continue;
+    if (compare[0]) {
+      VersionRun run[2];
+      if (!compare_versions(chunks, model.get(), set, isa, compare, run)) {
+        std::fprintf(stderr, "neural round trip failed\n");
+        return 1;
+      }
+      const double mb = static_cast<double>(data.size()) / 1e6;
+      for (int k = 0; k < 2; ++k)
+        std::printf("  neural v%d %12zu bytes  encode %.2f MB/s  decode %.2f MB/s\n", compare[k], run[k].bytes,
+                    mb / std::max(run[k].enc, 1e-9), mb / std::max(run[k].dec, 1e-9));
+      std::printf("  v%d against v%d: %+.2f %% bytes, encode x%.3f, decode x%.3f\n", compare[1], compare[0],
+                  100.0 * (static_cast<double>(run[1].bytes) / static_cast<double>(run[0].bytes) - 1),
+                  run[0].enc / std::max(run[1].enc, 1e-9), run[0].dec / std::max(run[1].dec, 1e-9));
+      continue;
+    }
     std::printf("  %-8s %12s %7s %22s %22s\n", "method", "bytes", "bpb", "encode MB/s cpu(wall)", "decode MB/s cpu(wall)");
     Row row{cls, data.size(), chunks.size()};
     for (int method = 0; method < 6; ++method) {
@@ -220,6 +281,7 @@ int main(int argc, char** argv) {
     }
     rows.push_back(row);
   }
+  if (compare[0]) return 0;
   std::printf("\n| class | bytes | chunks | zstd -19 | xz -9e (CLI) | neural | neural / xz | chosen | neural enc MB/s | neural dec MB/s |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (auto& r : rows) {
