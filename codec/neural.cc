@@ -458,7 +458,6 @@ class Predictor {
     const uint32_t x = (h + ca * 0x9E3779B1u) * 0x85EBCA77u;
     return x ^ (x >> 15);
   }
-  uint32_t match_hash() const { return hash32(c4_, c8_ & 0xffff, 7) & (mbits_ - 1); }
   static int ilog2(uint32_t v) { return 31 - __builtin_clz(v | 1); }
 
   // The models that expect a byte (match, inverted repeat, nucleotide match) speak only while
@@ -499,6 +498,7 @@ class Predictor {
   // Called with buf_[0 .. pos_) known.
   void byte_update() {
     const size_t pos = pos_;
+    uint32_t hm = 0;  // the match-table slot of the last 6 bytes
     if (pos > 0) {
       const uint32_t c = buf_[pos - 1];
       if constexpr (V >= 2) {
@@ -517,8 +517,9 @@ class Predictor {
       // Table slots this byte will read, started before the work below (the match and sequence
       // models run after the network, which hides their latency; nothing in between uses them).
       __builtin_prefetch(&o1_[c1_ * 17 * 16]);
-      __builtin_prefetch(&mtab_[match_hash()]);
-      if constexpr (V >= 2) prefetch_sequence_tables(c);
+      hm = hash32(c4_, c8_ & 0xffff, 7) & (mbits_ - 1);
+      __builtin_prefetch(&mtab_[hm]);
+      if constexpr (V >= 2) shift_nucleotide(c);
       if constexpr (V >= 3) fld_byte(c, pos);
       const uint32_t lc = (c >= 'A' && c <= 'Z') ? c + 32 : c;
       if ((lc >= 'a' && lc <= 'z') || c >= 128) wh_ = (wh_ + lc + 1) * 0x3D4D51CBu;
@@ -542,8 +543,12 @@ class Predictor {
     }
     if (pos > 0) {
       const uint32_t c = c1_;
-      if constexpr (V >= 2) rc_byte(c, pos);
-      if constexpr (V >= 3) nt_byte(c, pos);
+      if constexpr (V >= 2) {
+        if (nt_code(c) < 4) {
+          rc_byte(c, pos);
+          if constexpr (V >= 3) nt_match(c, pos);
+        }
+      }
       // Match model: extend or look up.
       if (mlen_ > 0 && buf_[mptr_] == c) {
         ++mptr_;
@@ -553,7 +558,6 @@ class Predictor {
       }
     }
     if (pos >= static_cast<size_t>(kMinMatch)) {
-      const uint32_t hm = match_hash();
       if (mlen_ == 0) {
         const uint32_t cand = mtab_[hm];
         if (cand > 0) {
@@ -604,29 +608,38 @@ class Predictor {
     *out = b;
     return nt_code(buf_[b]) < 4;
   }
-  // The inverted-repeat and nucleotide-match table slots that rc_byte / nt_byte will read after
-  // byte c (their keys once c is shifted in).
-  void prefetch_sequence_tables(uint32_t c) const {
-    const int code = nt_code(c);
-    if (code > 3) return;
-    const uint32_t rc = (rk_rc_ >> 2) | (static_cast<uint32_t>(3 - code) << (2 * kRcK - 2));
-    __builtin_prefetch(&rtab_[hash32(rc, 0, 50) & (rbits_ - 1)]);
-    if constexpr (V >= 3) {
-      const uint32_t key = static_cast<uint32_t>(((nh_ << 2) | static_cast<uint64_t>(code)) & ((uint64_t{1} << (2 * kNmK)) - 1));
-      const uint32_t h = hash32(key, 0, 70) & (nbits_ - 1);
-      __builtin_prefetch(&ntab_[h]);
-      __builtin_prefetch(&nkey_[h]);
-    }
-  }
-  // Inverted-repeat state after byte c at buf_[pos - 1].
-  void rc_byte(uint32_t c, size_t pos) {
+  // First half of the sequence models' byte update, early in byte_update: byte c shifts into
+  // the k-mer of the inverted-repeat model and the nucleotide history (a line feed is skipped,
+  // any other byte resets them), and the table slots their lookups will read are prefetched.
+  void shift_nucleotide(uint32_t c) {
     const int code = nt_code(c);
     if (code == 4) return;
     if (code == 5) {
       rk_n_ = 0;
       rlen_ = 0;
+      if constexpr (V >= 3) {
+        nh_ = 0;
+        nrun_ = 0;
+      }
       return;
     }
+    constexpr uint32_t kMask = (1u << (2 * kRcK)) - 1;
+    rk_fw_ = ((rk_fw_ << 2) | static_cast<uint32_t>(code)) & kMask;
+    rk_rc_ = (rk_rc_ >> 2) | (static_cast<uint32_t>(3 - code) << (2 * kRcK - 2));
+    if (rk_n_ < kRcK) ++rk_n_;
+    rslot_ = hash32(rk_rc_, 0, 50) & (rbits_ - 1);
+    __builtin_prefetch(&rtab_[rslot_]);
+    if constexpr (V >= 3) {
+      nh_ = (nh_ << 2) | static_cast<uint64_t>(code);
+      if (nrun_ < 255) ++nrun_;
+      nslot_ = hash32(nt_key(), 0, 70) & (nbits_ - 1);
+      __builtin_prefetch(&ntab_[nslot_]);
+      __builtin_prefetch(&nkey_[nslot_]);
+    }
+  }
+  uint32_t nt_key() const { return static_cast<uint32_t>(nh_ & ((uint64_t{1} << (2 * kNmK)) - 1)); }
+  // Inverted-repeat model after nucleotide c at buf_[pos - 1] (its k-mer already shifted).
+  void rc_byte(uint32_t c, size_t pos) {
     if (c == 'U') rna_ = true;
     else if (c == 'T') rna_ = false;
     if (rlen_ > 0) {
@@ -639,15 +652,11 @@ class Predictor {
         rlen_ = 0;
       }
     }
-    constexpr uint32_t kMask = (1u << (2 * kRcK)) - 1;
-    rk_fw_ = ((rk_fw_ << 2) | static_cast<uint32_t>(code)) & kMask;
-    rk_rc_ = (rk_rc_ >> 2) | (static_cast<uint32_t>(3 - code) << (2 * kRcK - 2));
-    if (rk_n_ < kRcK) ++rk_n_;
     if (rk_n_ < kRcK) return;
     if (rlen_ == 0) {
       // The table holds, per k-mer hash, 1 + the position of the last nucleotide of its latest
       // occurrence; the candidate is verified by reading its k-mer back from the buffer.
-      const uint32_t cand = rtab_[hash32(rk_rc_, 0, 50) & (rbits_ - 1)];
+      const uint32_t cand = rtab_[rslot_];
       if (cand > 0) {
         uint32_t q = cand - 1, got = 0;
         int n = 0;
@@ -679,20 +688,6 @@ class Predictor {
     rtab_[hash32(rk_fw_, 0, 50) & (rbits_ - 1)] = static_cast<uint32_t>(pos);
   }
 
-  // Nucleotide history after byte c: 2 bits per nucleotide, line feeds skipped, reset by any
-  // other byte.
-  void nt_byte(uint32_t c, size_t pos) {
-    const int code = nt_code(c);
-    if (code == 4) return;
-    if (code == 5) {
-      nh_ = 0;
-      nrun_ = 0;
-      return;
-    }
-    nh_ = (nh_ << 2) | static_cast<uint64_t>(code);
-    if (nrun_ < 255) ++nrun_;
-    nt_match(c, pos);
-  }
   // Nucleotide match model: follows an earlier occurrence of the last kNmK nucleotides through
   // the nucleotide stream (line feeds skipped on both sides) and tolerates substitutions: it
   // lets go only when more than kNmMaxMiss of the last 16 predictions missed.
@@ -707,6 +702,7 @@ class Predictor {
     }
     return false;
   }
+  // After nucleotide c at buf_[pos - 1] (the history already shifted).
   void nt_match(uint32_t c, size_t pos) {
     if (nact_) {
       const bool hit = c == nexp_;
@@ -722,8 +718,7 @@ class Predictor {
       }
     }
     if (nrun_ < static_cast<uint32_t>(kNmK)) return;
-    const uint32_t key = static_cast<uint32_t>(nh_ & ((uint64_t{1} << (2 * kNmK)) - 1));
-    const uint32_t h = hash32(key, 0, 70) & (nbits_ - 1);
+    const uint32_t key = nt_key(), h = nslot_;
     if (!nact_ && ntab_[h] > 0 && nkey_[h] == key) {
       uint32_t q;
       if (next_nt(ntab_[h], pos, &q)) {
@@ -825,6 +820,7 @@ class Predictor {
   static constexpr int kRcSkip = 8;   // line feeds skipped when stepping back
   std::vector<uint32_t> rtab_, rsm_;
   uint32_t rbits_ = 0, rk_fw_ = 0, rk_rc_ = 0, rptr_ = 0, rlen_ = 0;
+  uint32_t rslot_ = 0;  // rtab_ slot of rk_rc_ (shift_nucleotide)
   int rk_n_ = 0, rctx_ = -1;
   uint8_t rc_expect_ = 0;
   bool rna_ = false;
@@ -841,6 +837,7 @@ class Predictor {
   static constexpr int kNmK = 12, kNmMaxMiss = 8, kNmLane = 14;  // lanes 14 and 15
   std::vector<uint32_t> ntab_, nkey_, nsm_;
   uint32_t nbits_ = 0, nptr_ = 0, nlen_ = 0, nmiss_ = 0, nmisses_ = 0;
+  uint32_t nslot_ = 0;  // ntab_ / nkey_ slot of nt_key() (shift_nucleotide)
   uint8_t nexp_ = 0;
   bool nact_ = false;
   int nctx_ = -1;
