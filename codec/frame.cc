@@ -64,7 +64,7 @@ Result<std::vector<uint8_t>> assemble(CodecId codec, std::span<const uint8_t> ra
 }
 
 bool neural_version_ok(const EncodeOptions& o) {
-  return o.frame_version >= kFrameVersionMin && o.frame_version <= kFrameVersion;
+  return o.frame_version >= kFrameVersionMin && o.frame_version <= kFrameVersionMax;
 }
 Status bad_version(const EncodeOptions& o) {
   return Status::Error(ErrorCode::kInvalidArgument,
@@ -86,9 +86,11 @@ void ModelSet::add(std::shared_ptr<const Model> m) {
   if (m && !find(m->id())) models_.push_back(std::move(m));
 }
 
-const Model* ModelSet::find(const ModelId& id) const {
+const Model* ModelSet::find(const ModelId& id) const { return get(id).get(); }
+
+std::shared_ptr<const Model> ModelSet::get(const ModelId& id) const {
   for (auto& m : models_)
-    if (m->id() == id) return m.get();
+    if (m->id() == id) return m;
   return nullptr;
 }
 
@@ -98,7 +100,7 @@ Result<FrameHeader> peek_frame_header(std::span<const uint8_t> b) {
   if (std::memcmp(b.data(), kFrameMagic, 4) != 0) return bad("bad magic");
   FrameHeader h;
   h.version = b[4];
-  if (h.version < kFrameVersionMin || h.version > kFrameVersion)
+  if (h.version < kFrameVersionMin || h.version > kFrameVersionMax)
     return Status::Error(ErrorCode::kUnsupported, "frame: unsupported version " + std::to_string(h.version));
   if (b[5] > static_cast<uint8_t>(CodecId::kNeural))
     return Status::Error(ErrorCode::kUnsupported, "frame: unknown codec id " + std::to_string(b[5]));
@@ -225,6 +227,66 @@ Result<std::vector<uint8_t>> decode_frame(std::span<const uint8_t> frame, const 
   } catch (const std::bad_alloc&) {
     return Status::Error(ErrorCode::kInternal, "decode: out of memory");
   }
+}
+
+Result<std::unique_ptr<FrameReader>> FrameReader::open(std::vector<uint8_t> frame, const ModelSet& models,
+                                                      const DecodeOptions& opts) {
+  auto hr = peek_frame_header(frame);
+  if (!hr.ok()) return hr.status();
+  if (frame.size() < hr->frame_len()) return Status::Error(ErrorCode::kCorrupt, "frame: truncated payload");
+  if (frame.size() > hr->frame_len()) return Status::Error(ErrorCode::kCorrupt, "frame: trailing bytes after payload");
+  if (hr->raw_len > opts.max_raw_len)
+    return Status::Error(ErrorCode::kTooLarge, "frame: raw length " + std::to_string(hr->raw_len) + " above caller limit");
+  std::unique_ptr<FrameReader> r(new FrameReader);
+  r->h_ = *hr;
+  r->isa_ = opts.isa;
+  if (hr->codec == CodecId::kNeural && !hr->model_id.is_null()) {
+    r->keep_ = models.get(hr->model_id);
+    if (!r->keep_) return Status::Error(ErrorCode::kModelMismatch, "frame: needs model " + hr->model_id.hex() + ", not loaded");
+    r->model_ = r->keep_.get();
+  }
+  r->frame_ = std::move(frame);
+  return r;
+}
+
+FrameReader::~FrameReader() = default;
+
+Status FrameReader::read_to(uint32_t end) {
+  if (!error_.ok()) return error_;
+  end = std::min(end, h_.raw_len);
+  if (end <= decoded_) return Status::Ok();
+  try {
+    if (h_.codec != CodecId::kNeural) {  // not progressive: all at once
+      ModelSet none;
+      auto all = decode_frame(frame_, none, DecodeOptions{h_.raw_len, isa_});
+      if (!all.ok()) return error_ = all.status();
+      out_ = std::move(*all);
+      decoded_ = h_.raw_len;
+      return Status::Ok();
+    }
+    if (!stream_) {
+      out_.assign(h_.raw_len, 0);
+      auto s = detail::make_neural_stream(std::span<const uint8_t>(frame_).subspan(h_.header_len, h_.payload_len),
+                                          h_.raw_len, model_, isa_, out_.data(), h_.version);
+      if (!s.ok()) return error_ = s.status();
+      stream_ = std::move(*s);
+    }
+    Status s = stream_->decode_to(end);
+    decoded_ = stream_->decoded();
+    if (!s.ok()) return error_ = s;
+    if (decoded_ == h_.raw_len) {
+      stream_.reset();  // the predictor's tables go; the raw bytes stay
+      if (raw_hash(out_) != h_.raw_xxh64)
+        return error_ = Status::Error(ErrorCode::kChecksumMismatch, "frame: raw checksum mismatch");
+    }
+    return Status::Ok();
+  } catch (const std::bad_alloc&) {
+    return error_ = Status::Error(ErrorCode::kInternal, "decode: out of memory");
+  }
+}
+
+size_t FrameReader::memory() const {
+  return frame_.capacity() + out_.capacity() + (stream_ ? stream_->state_bytes() : 0);
 }
 
 }  // namespace dzfs::codec

@@ -18,6 +18,8 @@ const char* codec_name(CodecId id);
 // (FORMAT.md 2). Neural frames are written as kFrameVersion (4) unless EncodeOptions asks for an
 // older one; raw and zstd frames are written as version 1 (unchanged bytes). All versions decode.
 inline constexpr uint8_t kFrameVersion = 4;
+inline constexpr uint8_t kGroupFrameVersion = 5;  // solid groups: many chunks, one stream
+inline constexpr uint8_t kFrameVersionMax = 5;
 inline constexpr uint8_t kFrameVersionMin = 1;
 inline constexpr size_t kFrameHeaderSize = 28;        // raw, zstd
 inline constexpr size_t kNeuralFrameHeaderSize = 44;  // + 16-byte model id
@@ -39,6 +41,7 @@ class ModelSet {
  public:
   void add(std::shared_ptr<const Model> m);
   const Model* find(const ModelId& id) const;
+  std::shared_ptr<const Model> get(const ModelId& id) const;
   size_t size() const { return models_.size(); }
 
  private:
@@ -74,5 +77,38 @@ Result<std::vector<uint8_t>> choose_and_encode(std::span<const uint8_t> raw, con
 // checksum. Any damage gives an error, never wrong output.
 Result<std::vector<uint8_t>> decode_frame(std::span<const uint8_t> frame, const ModelSet& models,
                                           const DecodeOptions& opts = {});
+
+namespace detail { class NeuralStream; }
+
+// Decodes one frame progressively: read_to(end) makes raw bytes [0, end) available, resuming
+// where the last call stopped, so the early chunks of a solid group cost only their prefix and
+// a sequential reader decodes the group once. The raw checksum is verified when the last byte is
+// decoded (callers verify each chunk's own hash before that). Errors are sticky; decoded() still
+// counts what was decoded before one, unverified. Not thread-safe.
+class FrameReader {
+ public:
+  // Checks the frame like decode_frame (exactly one frame, header, limits, model); decodes nothing.
+  static Result<std::unique_ptr<FrameReader>> open(std::vector<uint8_t> frame, const ModelSet& models,
+                                                  const DecodeOptions& opts = {});
+  ~FrameReader();
+  const FrameHeader& header() const { return h_; }
+  Status read_to(uint32_t end);
+  uint32_t decoded() const { return decoded_; }
+  std::span<const uint8_t> raw() const { return {out_.data(), decoded_}; }
+  bool done() const { return decoded_ == h_.raw_len; }
+  // Memory held now: the frame, the raw buffer and, while decoding, the predictor's tables.
+  size_t memory() const;
+
+ private:
+  FrameReader() = default;
+  FrameHeader h_;
+  std::vector<uint8_t> frame_, out_;
+  std::shared_ptr<const Model> keep_;
+  const Model* model_ = nullptr;
+  Isa isa_ = Isa::kAuto;
+  std::unique_ptr<detail::NeuralStream> stream_;
+  uint32_t decoded_ = 0;
+  Status error_ = Status::Ok();
+};
 
 }  // namespace dzfs::codec

@@ -12,6 +12,7 @@
 #include <span>
 
 #include "codec/frame.h"
+#include "index/group_record.h"
 #include "index/log.h"
 #include "index/model_registry.h"
 
@@ -28,29 +29,31 @@ Status queue_model_migration(Store& st) {
   if (active.empty()) return Status::Error(ENOENT, "the volume has no usable active model");
   std::lock_guard<std::mutex> g(st.index.mu);
   DZ_RETURN_IF_ERROR(st.index.db->exec("SAVEPOINT migrate"));
-  Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 0 WHERE codec = ?");
-  u.bind(1, int(kCodecNeural));
+  Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 0 WHERE codec IN (?, ?)");
+  u.bind(1, int(kCodecNeural)).bind(2, int(kCodecGroup));
   Status s = u.run();
   for (auto& m : active) {  // chunks already under an active model stay as they are
     if (!s.ok()) break;
-    Stmt k = st.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE codec = ? AND model = ?");
-    k.bind(1, int(kCodecNeural)).bind_text(2, m->id().hex());
+    Stmt k = st.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE codec IN (?, ?) AND model = ?");
+    k.bind(1, int(kCodecNeural)).bind(2, int(kCodecGroup)).bind_text(3, m->id().hex());
     s = k.run();
   }
   st.index.db->exec(s.ok() ? "RELEASE migrate" : "ROLLBACK TO migrate; RELEASE migrate");
   return s;
 }
 
-// The active model that codes the first 8 KiB of the chunk best: domain models (text, genomic
-// reads, binaries) each win on their own data, and a sample costs a fraction of a full encode.
+// The active model that codes a sample of the group best: domain models (text, genomic reads,
+// binaries) each win on their own data, and a sample costs a fraction of a full encode.
 static std::shared_ptr<const codec::Model> pick_model(const std::vector<std::shared_ptr<const codec::Model>>& models,
                                                       std::span<const uint8_t> raw) {
   if (models.size() == 1) return models[0];
   std::shared_ptr<const codec::Model> best = models[0];
   size_t best_size = SIZE_MAX;
-  std::span<const uint8_t> sample = raw.first(std::min<size_t>(raw.size(), 8192));
+  std::span<const uint8_t> sample = raw.first(std::min<size_t>(raw.size(), 16384));
+  codec::EncodeOptions eo;
+  eo.frame_version = codec::kGroupFrameVersion;
   for (auto& m : models) {
-    auto f = codec::encode_frame(codec::CodecId::kNeural, sample, m.get());
+    auto f = codec::encode_frame(codec::CodecId::kNeural, sample, m.get(), eo);
     if (f.ok() && f->size() < best_size) {
       best_size = f->size();
       best = m;
@@ -59,7 +62,10 @@ static std::shared_ptr<const codec::Model> pick_model(const std::vector<std::sha
   return best;
 }
 
-Recompressor::Recompressor(Store& store, RecompressOptions opts) : store_(store), opts_(std::move(opts)) {}
+Recompressor::Recompressor(Store& store, RecompressOptions opts) : store_(store), opts_(std::move(opts)) {
+  if (opts_.group_bytes == 0) opts_.group_bytes = uint64_t(store_.cfg.group_kb) << 10;
+  opts_.group_bytes = std::min<uint64_t>(opts_.group_bytes, kMaxGroupRawBytes);
+}
 
 Recompressor::~Recompressor() {
   {
@@ -79,79 +85,160 @@ bool Recompressor::should_pause() const {
   return mono_ns() - opts_.last_foreground_write_ns() < 1000000000;
 }
 
-Result<std::vector<Recompressor::Claim>> Recompressor::claim(int settle_secs) {
-  std::vector<Claim> out;
-  std::lock_guard<std::mutex> gi(store_.index.mu);
-  std::lock_guard<std::mutex> g(mu_);
-  Stmt s = store_.index.db->prepare(
-      "SELECT id, pack, off, stored_len, codec FROM chunks WHERE tier_done = 0 AND refcount > 0 AND created <= ? "
-      "ORDER BY created LIMIT ?");
-  s.bind(1, int64_t(time(nullptr)) - settle_secs).bind(2, int64_t(opts_.batch) * (opts_.threads + 1));
-  while (s.step() && int(out.size()) < opts_.batch) {
-    int64_t id = s.i64(0);
-    if (claimed_.count(id)) continue;
-    claimed_.insert(id);
-    out.push_back({id, {uint32_t(s.i64(1)), uint64_t(s.i64(2)), uint32_t(s.i64(3))}, s.i64(4) == kCodecNeural});
+// Where a chunk belongs in group order: files of one kind (name extension) together, then by
+// directory, name and offset, so that a file's chunks are in order and similar files adjacent.
+static std::string order_key(SqliteDb& db, int64_t chunk) {
+  char num[40];
+  Stmt e = db.prepare("SELECT ino, off FROM extents WHERE chunk = ? LIMIT 1");
+  e.bind(1, chunk);
+  if (!e.step()) return std::string("\xff");  // no extent (yet): last
+  const int64_t ino = e.i64(0), off = e.i64(1);
+  std::string ext, name;
+  int64_t parent = 0;
+  Stmt d = db.prepare("SELECT parent, name FROM dirents WHERE ino = ? LIMIT 1");
+  d.bind(1, ino);
+  if (d.step()) {
+    parent = d.i64(0);
+    name = d.blob(1);
+    const size_t dot = name.rfind('.');
+    if (dot != std::string::npos && dot > 0 && name.size() - dot <= 16)
+      for (char c : name.substr(dot + 1)) ext += char(c >= 'A' && c <= 'Z' ? c + 32 : c);
   }
-  DZ_RETURN_IF_ERROR(s.done_status());
-  return out;
+  snprintf(num, sizeof num, "%016llx", (unsigned long long)parent);
+  std::string key = ext + '\0' + num + '\0' + name + '\0';
+  snprintf(num, sizeof num, "%016llx%016llx", (unsigned long long)ino, (unsigned long long)off);
+  return key + num;
 }
 
-void Recompressor::release(const std::vector<Claim>& batch) {
+Result<std::vector<std::vector<Recompressor::Claim>>> Recompressor::claim(int settle_secs) {
+  std::vector<Claim> window;
+  std::vector<int64_t> untouchable;  // incompressible (raw tier): tried, never grouped
+  const uint64_t want = opts_.group_bytes * uint64_t(std::max(1, opts_.window_groups));
+  {
+    std::lock_guard<std::mutex> gi(store_.index.mu);
+    std::lock_guard<std::mutex> g(mu_);
+    Stmt s = store_.index.db->prepare(
+        "SELECT id, pack, off, stored_len, codec, COALESCE(grp, 0), raw_len FROM chunks "
+        "WHERE tier_done = 0 AND refcount > 0 AND created <= ? ORDER BY created, id");
+    s.bind(1, int64_t(time(nullptr)) - settle_secs);
+    uint64_t raw = 0;
+    while (raw < want && s.step()) {
+      const int64_t id = s.i64(0);
+      if (claimed_.count(id)) continue;
+      Claim c{id, {{uint32_t(s.i64(1)), uint64_t(s.i64(2)), uint32_t(s.i64(3))}, s.i64(5)},
+              uint32_t(s.i64(6)), uint32_t(s.i64(3)), uint8_t(s.i64(4)), {}};
+      if (c.codec == kCodecRaw) {
+        untouchable.push_back(id);
+        continue;
+      }
+      claimed_.insert(id);
+      raw += c.raw_len;
+      window.push_back(std::move(c));
+    }
+    DZ_RETURN_IF_ERROR(s.done_status());
+    for (Claim& c : window) c.order = order_key(*store_.index.db, c.id);
+    for (int64_t id : untouchable) {
+      Stmt u = store_.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE id = ?");
+      u.bind(1, id);
+      DZ_RETURN_IF_ERROR(u.run());
+    }
+  }
+  std::stable_sort(window.begin(), window.end(), [](const Claim& a, const Claim& b) { return a.order < b.order; });
+  std::vector<std::vector<Claim>> groups;
+  uint64_t in_group = 0;
+  for (Claim& c : window) {
+    if (groups.empty() || in_group + c.raw_len > opts_.group_bytes) {
+      groups.emplace_back();
+      in_group = 0;
+    }
+    in_group += c.raw_len;
+    groups.back().push_back(std::move(c));
+  }
+  return groups;
+}
+
+void Recompressor::release(const std::vector<std::vector<Claim>>& groups) {
   std::lock_guard<std::mutex> g(mu_);
-  for (const Claim& c : batch) claimed_.erase(c.id);
+  for (auto& group : groups)
+    for (const Claim& c : group) claimed_.erase(c.id);
 }
 
-static Status mark_tried(Store& st, int64_t id) {
+static Status mark_tried(Store& st, const std::vector<int64_t>& ids) {
   std::lock_guard<std::mutex> g(st.index.mu);
-  Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE id = ?");
-  u.bind(1, id);
-  return u.run();
+  for (int64_t id : ids) {
+    Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE id = ?");
+    u.bind(1, id);
+    DZ_RETURN_IF_ERROR(u.run());
+  }
+  return Status::Ok();
 }
 
-Status Recompressor::process(const Claim& c) {
+Status Recompressor::process(const std::vector<Claim>& claims) {
   auto models = store_.models->active();
   if (models.empty()) return Status::Error(ENOENT, "the volume has no usable active model");
-  auto raw = store_.chunks.get(c.id);
-  if (!raw.ok()) {
-    ++c_.failed;
-    return mark_tried(store_, c.id);  // unreadable: fsck reports it; nothing to recompress
+  const int64_t t0 = mono_ns();
+  std::vector<GroupedChunk> members;
+  std::vector<GroupMember> table;
+  std::vector<int64_t> skipped;
+  std::vector<uint8_t> raw;
+  uint64_t before = 0;
+  bool forced = false;  // members already neural or grouped: a new model, or a regroup
+  for (const Claim& c : claims) {
+    auto bytes = store_.chunks.get(c.id);
+    if (!bytes.ok()) {  // unreadable: fsck reports it; nothing to recompress
+      ++c_.failed;
+      skipped.push_back(c.id);
+      continue;
+    }
+    members.push_back({c.id, c.was, c.raw_len});
+    table.push_back({c.raw_len, hash_chunk((*bytes)->data(), (*bytes)->size())});
+    raw.insert(raw.end(), (*bytes)->begin(), (*bytes)->end());
+    before += c.stored_len + kRecordHeaderSize;
+    forced |= c.codec == kCodecNeural || c.codec == kCodecGroup;
   }
-  int64_t t0 = mono_ns();
-  std::span<const uint8_t> in(reinterpret_cast<const uint8_t*>((*raw)->data()), (*raw)->size());
-  auto model = pick_model(models, in);
-  auto frame = codec::encode_frame(codec::CodecId::kNeural, in, model.get());
-  bool smaller = frame.ok() && (c.migrate || double(frame->size()) <= double(c.loc.stored_len) * (1.0 - opts_.margin));
-  if (smaller) {
-    // The frame counts only if it decodes to exactly the chunk's bytes.
+  DZ_RETURN_IF_ERROR(mark_tried(store_, skipped));
+  if (members.empty()) return Status::Ok();
+  auto model = pick_model(models, raw);
+  codec::EncodeOptions eo;
+  eo.frame_version = codec::kGroupFrameVersion;
+  auto frame = codec::encode_frame(codec::CodecId::kNeural, raw, model.get(), eo);
+  std::vector<int64_t> ids;
+  for (const GroupedChunk& m : members) ids.push_back(m.id);
+  if (!frame.ok()) {  // tried, so that it is not retried in a loop
+    ++c_.failed;
+    DZ_RETURN_IF_ERROR(mark_tried(store_, ids));
+    return Status::Error(EIO, "group encode: " + frame.status().message());
+  }
+  std::string payload = encode_group_payload(table, *frame);
+  bool keep = forced || double(payload.size() + kRecordHeaderSize) <= double(before) * (1.0 - opts_.margin);
+  if (keep) {
+    // The group counts only if it decodes to exactly the members' bytes.
     codec::ModelSet set;
     set.add(model);
     auto back = codec::decode_frame(*frame, set);
-    if (!back.ok() || back->size() != in.size() || memcmp(back->data(), in.data(), in.size()) != 0) {
-      log_error("recompression of chunk " + std::to_string(c.id) + " did not round-trip; keeping it as it is");
-      smaller = false;
+    if (!back.ok() || *back != raw) {
+      log_error("a group of " + std::to_string(members.size()) + " chunks did not round-trip; keeping them as they are");
+      keep = false;
       ++c_.failed;
     }
   }
   const int64_t busy = mono_ns() - t0;
   c_.busy_ns += busy;
-  ++c_.tried;
-  c_.raw_bytes += in.size();
-  DZ_RETURN_IF_ERROR(add_recompress_work(store_, in.size(), busy));
-  if (!smaller) {
-    ++c_.kept;
-    return mark_tried(store_, c.id);
+  c_.tried += members.size();
+  c_.raw_bytes += raw.size();
+  DZ_RETURN_IF_ERROR(add_recompress_work(store_, members.size(), raw.size(), busy));
+  if (!keep) {
+    c_.kept += members.size();
+    return mark_tried(store_, ids);
   }
-  size_t new_len = frame->size();
-  auto done = store_.chunks.recode(c.id, c.loc, kCodecNeural, std::string(frame->begin(), frame->end()),
-                                   model->id().hex());
-  if (!done.ok()) return done.status();
-  if (*done) {
-    ++c_.recompressed;
-    c_.bytes_before += c.loc.stored_len;
-    c_.bytes_after += new_len;
-  }
-  return Status::Ok();
+  const size_t after = payload.size();
+  const ChunkHash th = group_table_hash(std::string_view(payload).substr(0, group_table_len(table.size())));
+  auto moved = store_.chunks.store_group(members, raw.size(), th, std::move(payload), model->id().hex());
+  if (!moved.ok()) return moved.status();
+  c_.recompressed += *moved;
+  c_.bytes_before += before;
+  c_.bytes_after += after;
+  return mark_tried(store_, ids);  // members that moved away meanwhile are tried anyway
 }
 
 void Recompressor::worker() {
@@ -166,17 +253,17 @@ void Recompressor::worker() {
       continue;
     }
     lk.unlock();
-    auto batch = claim(opts_.settle_secs);
-    bool idle = !batch.ok() || batch->empty();
-    if (batch.ok()) {
-      for (const Claim& c : *batch) {
-        Status s = process(c);
-        if (!s.ok()) log_error("recompression: " + s.message());
+    auto groups = claim(opts_.settle_secs);
+    bool idle = !groups.ok() || groups->empty();
+    if (groups.ok()) {
+      for (const auto& group : *groups) {
         if (stop_) break;
+        Status s = process(group);
+        if (!s.ok()) log_error("recompression: " + s.message());
       }
-      release(*batch);
+      release(*groups);
     } else {
-      log_error("recompression: " + batch.status().message());
+      log_error("recompression: " + groups.status().message());
     }
     lk.lock();
     if (idle) cv_.wait_for(lk, std::chrono::seconds(2));
@@ -188,14 +275,19 @@ Status Recompressor::drain(const std::function<void(uint64_t done, uint64_t tota
   if (!b.ok()) return b.status();
   uint64_t total = b->chunks, done = 0;
   for (;;) {
-    auto batch = claim(0);
-    if (!batch.ok()) return batch.status();
-    if (batch->empty()) break;
-    for (const Claim& c : *batch) {
-      DZ_RETURN_IF_ERROR(process(c));
-      if (progress) progress(++done, std::max(total, done));
+    auto groups = claim(0);
+    if (!groups.ok()) return groups.status();
+    if (groups->empty()) break;
+    for (const auto& group : *groups) {
+      Status s = process(group);
+      if (!s.ok()) {
+        release(*groups);
+        return s;
+      }
+      done += group.size();
+      if (progress) progress(done, std::max(total, done));
     }
-    release(*batch);
+    release(*groups);
   }
   return store_.commit();
 }

@@ -1,8 +1,13 @@
-// Background neural recompression. Chunks land in the zstd (or raw) tier; after a settle delay,
-// worker threads take them in batches, encode them with the volume's current model, decode the
-// result and check it against the chunk before it counts, write the new frame to a pack, and
-// switch the chunk over in one index update (ChunkStore::recode). A chunk stays as it is when the
-// neural frame is not smaller by `margin`; either way it is marked tried (chunks.tier_done).
+// Background neural recompression into solid groups. Chunks land in the zstd (or raw) tier; after
+// a settle delay a worker claims a window of the backlog, orders it so that related bytes sit
+// together (by file name extension, then directory, then file, then offset in the file), cuts it
+// into groups of up to `group_bytes` raw bytes and codes each group as one neural stream (frame
+// version 5: the predictor's state carries across the chunks). The frame is decoded and compared
+// with the chunks before it counts; the group record is written to a pack and every member is
+// switched over in one index update (ChunkStore::store_group). A group is kept only when it is
+// smaller than its members' records by `margin` (always, when its members were neural or grouped:
+// migration to a new model, regrouping of a mostly dead group); either way the chunks are marked
+// tried (chunks.tier_done). Chunks that zstd could not shrink (raw tier) are not grouped.
 //
 // Workers run at idle priority and pause while the volume has seen writes in the last second;
 // they never lock a chunk, so reads are never blocked by them. A crash at any point loses
@@ -25,7 +30,8 @@ namespace dzfs {
 struct RecompressOptions {
   int threads = 1;
   int settle_secs = 10;     // leave fresh chunks alone this long (they may be overwritten soon)
-  int batch = 8;            // chunks claimed at once by a worker
+  uint64_t group_bytes = 0;         // raw bytes of a group at most; 0 = the volume's group_kb
+  int window_groups = 4;            // a worker claims (and orders) this many groups' worth at once
   double margin = 0.02;     // neural must save at least this share of the stored bytes
   std::function<int64_t()> last_foreground_write_ns;  // null: never pause
 };
@@ -52,13 +58,16 @@ class Recompressor {
  private:
   struct Claim {
     int64_t id;
-    PackLocation loc;
-    bool migrate;  // neural under an older model: moved to the current one to retire the old
+    ChunkPlace was;
+    uint32_t raw_len, stored_len;
+    uint8_t codec;
+    std::string order;  // sort key: extension, directory, name, offset in the file
   };
   void worker();
-  Result<std::vector<Claim>> claim(int settle_secs);
-  void release(const std::vector<Claim>& batch);
-  Status process(const Claim& c);
+  // A window of settled backlog, in group order, cut into groups.
+  Result<std::vector<std::vector<Claim>>> claim(int settle_secs);
+  void release(const std::vector<std::vector<Claim>>& groups);
+  Status process(const std::vector<Claim>& group);
   bool should_pause() const;
 
   Store& store_;

@@ -35,14 +35,17 @@ constexpr int kUsage = 2;
 
 const std::map<std::string, std::string> kHelp = {
     {"mkfs", "dzfs mkfs STORE [--chunk-min BYTES] [--chunk-avg BYTES] [--chunk-max BYTES] [--zstd-level N] [--verify-dedup]\n"
+             "          [--group-kb N]\n"
              "  Make a new volume in directory STORE (created if missing; must be empty).\n"
-             "  Chunk sizes default to 16 KiB / 64 KiB / 256 KiB; zstd level 3."},
+             "  Chunk sizes default to 16 KiB / 64 KiB / 256 KiB; zstd level 3; solid groups of\n"
+             "  up to 4096 KiB (64..65536) for the neural tier."},
     {"mount", "dzfs mount STORE MOUNTPOINT [-f] [-d] [-o opt[,opt...]]\n"
               "dzfs STORE MOUNTPOINT [-o opt,...]      (the form mount.fuse3 and fstab use)\n"
               "  Mount a volume. -f stays in the foreground, -d also prints FUSE debug output.\n"
               "  Options: allow_other, ro, commit_secs=N (5), cache_mb=N (256), dirty_mb=N (64),\n"
               "  threads=N (16), gc_secs=N (300, 0 = off), workers=N (CPUs-1), settle_secs=N (10),\n"
-              "  codec=auto|zstd (auto), writeback=0|1 (1), gpu=auto|on|off (auto; this build has no GPU\n"
+              "  group_kb=N (the volume's: raw KiB of a solid group), group_cache_mb=N (256: groups being\n"
+              "  decoded), codec=auto|zstd (auto), writeback=0|1 (1), gpu=auto|on|off (auto; this build has no GPU\n"
               "  backend, so on fails), autotrain_mb=N (0 = off: train a volume model after N MiB of new\n"
               "  data, see dzfs help train), and the usual kernel mount flags."},
     {"umount", "dzfs umount MOUNTPOINT\n  Commit everything, unmount, and wait until the volume is closed."},
@@ -110,6 +113,7 @@ int cmd_mkfs(const std::vector<std::string>& a) {
     else if (a[i] == "--chunk-max") { if (!num(cfg.chunk_max)) return usage_error("--chunk-max needs a byte count"); }
     else if (a[i] == "--zstd-level") { if (!num(lvl)) return usage_error("--zstd-level needs a number"); cfg.zstd_level = int(lvl); }
     else if (a[i] == "--verify-dedup") cfg.verify_dedup = true;
+    else if (a[i] == "--group-kb") { if (!num(cfg.group_kb)) return usage_error("--group-kb needs a number of KiB"); }
     else if (a[i][0] == '-') return usage_error("unknown mkfs option " + a[i]);
     else if (dir.empty()) dir = a[i];
     else return usage_error("mkfs takes one STORE directory");
@@ -117,8 +121,9 @@ int cmd_mkfs(const std::vector<std::string>& a) {
   if (dir.empty()) return usage_error(kHelp.at("mkfs"));
   Status s = Store::mkfs(dir, cfg);
   if (!s.ok()) return failed(s);
-  printf("made dzfs volume in %s (chunks %u/%u/%u bytes, zstd level %d%s)\n", dir.c_str(), cfg.chunk_min,
-         cfg.chunk_avg, cfg.chunk_max, cfg.zstd_level, cfg.verify_dedup ? ", dedup verified" : "");
+  printf("made dzfs volume in %s (chunks %u/%u/%u bytes, zstd level %d, groups of %u KiB%s)\n", dir.c_str(),
+         cfg.chunk_min, cfg.chunk_avg, cfg.chunk_max, cfg.zstd_level, cfg.group_kb,
+         cfg.verify_dedup ? ", dedup verified" : "");
   return 0;
 }
 

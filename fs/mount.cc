@@ -61,6 +61,7 @@ static Status preflight(MountOptions& o) {
 static int serve(const MountOptions& o, int report_fd) {
   StoreOptions so;
   so.cache_bytes = o.cache_mb << 20;
+  so.group_cache_bytes = o.group_cache_mb << 20;
   auto store = Store::open(o.store, so);
   if (!store.ok()) return fail(report_fd, store.status().message());
   VolumeOptions vo;
@@ -116,6 +117,7 @@ static int serve(const MountOptions& o, int report_fd) {
       RecompressOptions ro;
       ro.threads = workers;
       ro.settle_secs = o.settle_secs;
+      ro.group_bytes = o.group_kb << 10;
       ro.last_foreground_write_ns = [&volume] { return volume.last_write_ns(); };
       recompressor = std::make_unique<Recompressor>(**store, ro);
       recompressor->start();

@@ -40,6 +40,8 @@ Status parse_mount_option_list(const std::string& list, MountOptions& o) {
     if (eq == std::string::npos && kFuse.count(key)) { o.fuse_opts.push_back(key); continue; }
     if (key == "commit_secs") { DZ_RETURN_IF_ERROR(need(1, 3600)); o.commit_secs = int(n); }
     else if (key == "cache_mb") { DZ_RETURN_IF_ERROR(need(1, 1 << 20)); o.cache_mb = size_t(n); }
+    else if (key == "group_cache_mb") { DZ_RETURN_IF_ERROR(need(16, 1 << 20)); o.group_cache_mb = size_t(n); }
+    else if (key == "group_kb") { DZ_RETURN_IF_ERROR(need(64, 65536)); o.group_kb = size_t(n); }
     else if (key == "dirty_mb") { DZ_RETURN_IF_ERROR(need(4, 1 << 16)); o.dirty_mb = size_t(n); }
     else if (key == "gc_secs") { DZ_RETURN_IF_ERROR(need(0, 86400)); o.gc_secs = int(n); }
     else if (key == "workers") { DZ_RETURN_IF_ERROR(need(0, 256)); o.workers = int(n); }

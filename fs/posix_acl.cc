@@ -31,6 +31,16 @@ bool acl_permission_bits(std::string_view a, uint32_t& perm) {
   return true;
 }
 
+bool acl_is_minimal(std::string_view a) {
+  if (!valid(a) || a.size() != 4 + 3 * 8) return false;
+  int seen = 0;
+  for (size_t i = 4; i < a.size(); i += 8) {
+    const uint16_t tag = le16(a.data() + i);
+    seen |= tag == kUserObj ? 1 : tag == kGroupObj ? 2 : tag == kOther ? 4 : 8;
+  }
+  return seen == 7;
+}
+
 std::string acl_with_mode(std::string_view a, uint32_t mode) {
   std::string out(a);
   if (!valid(a)) return out;

@@ -13,6 +13,9 @@ inline constexpr std::string_view kAclAccessXattr = "system.posix_acl_access";
 
 // The permission bits (0777) the ACL implies; false if the value is not a valid ACL.
 bool acl_permission_bits(std::string_view acl, uint32_t& perm);
+// True for a valid ACL of only the owner, group and other entries: it says no more than the
+// mode, so Linux filesystems store none (posix_acl_equiv_mode) and neither does dzfs.
+bool acl_is_minimal(std::string_view acl);
 // The ACL with its owner, group-or-mask and other entries set from mode; unchanged if invalid.
 std::string acl_with_mode(std::string_view acl, uint32_t mode);
 

@@ -720,8 +720,13 @@ Status Volume::setxattr(uint64_t ino, std::string_view name, std::string_view va
   if ((flags & XATTR_REPLACE) && !exists) return Status::Error(ENODATA, "no such xattr");
   Savepoint sp(db);
   DZ_RETURN_IF_ERROR(sp.begun());
-  Stmt s = db.prepare("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?, ?, ?)");
-  s.bind(1, ino).bind_blob(2, name).bind_blob(3, value);
+  // An access ACL equivalent to the mode (what cp -a and rsync -A set on every file) only sets
+  // the mode, as on ext4: no row, and getxattr then finds none.
+  const bool only_mode = name == kAclAccessXattr && acl_is_minimal(value);
+  Stmt s = db.prepare(only_mode ? "DELETE FROM xattrs WHERE ino = ?1 AND name = ?2"
+                                : "INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?1, ?2, ?3)");
+  s.bind(1, ino).bind_blob(2, name);
+  if (!only_mode) s.bind_blob(3, value);
   DZ_RETURN_IF_ERROR(s.run());
   uint32_t perm = 0;
   if (name == kAclAccessXattr && acl_permission_bits(value, perm)) {

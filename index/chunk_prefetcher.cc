@@ -36,7 +36,7 @@ void ChunkPrefetcher::run() {
     int64_t id = queue_.front();
     queue_.pop_front();
     lk.unlock();
-    PackLocation loc;  // a guessed id may not exist: skip it quietly
+    ChunkPlace loc;  // a guessed id may not exist: skip it quietly
     if (!chunks_.cached(id) && chunks_.locate(id, loc).ok()) (void)chunks_.get(id);  // errors reach the reader
     lk.lock();
     queued_.erase(id);

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <memory>
 
+#include "index/group_reader.h"
 #include "index/log.h"
 
 namespace dzfs {
@@ -17,6 +18,7 @@ const char* codec_name(uint8_t codec) {
     case kCodecRaw: return "raw";
     case kCodecZstd: return "zstd";
     case kCodecNeural: return "neural";
+    case kCodecGroup: return "group";
     default: return "unknown";
   }
 }
@@ -110,36 +112,6 @@ Status ChunkStore::append_then_index(const ChunkRecord& rec, const std::function
   return s;
 }
 
-Result<bool> ChunkStore::recode(int64_t id, const PackLocation& expected, uint8_t codec, std::string payload,
-                               const std::string& model_id) {
-  ChunkRecord rec;
-  {
-    std::lock_guard<std::mutex> g(index_.mu);
-    Stmt s = index_.db->prepare("SELECT hash, raw_len FROM chunks WHERE id = ?");
-    s.bind(1, id);
-    if (!s.step()) return false;  // deleted meanwhile
-    std::string h = s.blob(0);
-    if (h.size() != 16) return Status::Error(EIO, "chunk " + std::to_string(id) + " has a bad hash in the index");
-    memcpy(rec.hash, h.data(), 16);
-    rec.raw_len = uint32_t(s.i64(1));
-  }
-  rec.codec = codec;
-  rec.payload = std::move(payload);
-  bool switched = false;
-  DZ_RETURN_IF_ERROR(append_then_index(rec, [&](const PackLocation& loc) -> Status {
-    Stmt u = index_.db->prepare(
-        "UPDATE chunks SET pack = ?, off = ?, stored_len = ?, codec = ?, model = ?, tier_done = 1 "
-        "WHERE id = ? AND pack = ? AND off = ?");
-    u.bind(1, loc.pack).bind(2, loc.off).bind(3, loc.stored_len).bind(4, int(codec));
-    if (model_id.empty()) u.bind_null(5); else u.bind_text(5, model_id);
-    u.bind(6, id).bind(7, expected.pack).bind(8, expected.off);
-    DZ_RETURN_IF_ERROR(u.run());
-    switched = index_.db->changes() == 1;  // if not, the new record is garbage for gc
-    return Status::Ok();
-  }));
-  return switched;
-}
-
 void ChunkStore::pin(int64_t id) {
   std::lock_guard<std::mutex> g(pins_mu_);
   ++pins_[id];
@@ -178,33 +150,40 @@ Result<ChunkBytes> ChunkStore::get(int64_t id) {
   if (ChunkBytes c = cache_.get(id)) return c;
   // gc may move the chunk to another pack between our index lookup and the read: if the read
   // fails and the index now names another place, read again from there.
-  PackLocation tried;
+  ChunkPlace tried;
   for (int attempt = 0;; ++attempt) {
     auto r = get_once(id, tried);
     if (r.ok()) return r;
-    PackLocation now;
-    if (attempt == 1 || !locate(id, now).ok() || (now.pack == tried.pack && now.off == tried.off)) {
+    ChunkPlace now;
+    if (attempt == 1 || !locate(id, now).ok() || now == tried) {
       log_error(r.status().message());
       return r;
     }
   }
 }
 
-Status ChunkStore::locate(int64_t id, PackLocation& loc) {
+// A grouped chunk's place is its group's record (chunks.pack/off are 0 then).
+static constexpr const char* kPlaceSql =
+    "SELECT c.hash, c.raw_len, COALESCE(g.pack, c.pack), COALESCE(g.off, c.off), COALESCE(g.stored_len, c.stored_len), "
+    "c.codec, COALESCE(c.grp, 0), COALESCE(c.grp_off, 0) FROM chunks c LEFT JOIN groups g ON g.id = c.grp WHERE c.id = ?";
+
+Status ChunkStore::locate(int64_t id, ChunkPlace& place) {
   std::lock_guard<std::mutex> g(index_.mu);
-  Stmt s = index_.db->prepare("SELECT pack, off, stored_len FROM chunks WHERE id = ?");
+  Stmt s = index_.db->prepare(kPlaceSql);
   s.bind(1, id);
   if (!s.step()) return Status::Error(EIO, "chunk " + std::to_string(id) + " is missing from the index");
-  loc = {uint32_t(s.i64(0)), uint64_t(s.i64(1)), uint32_t(s.i64(2))};
+  place = {{uint32_t(s.i64(2)), uint64_t(s.i64(3)), uint32_t(s.i64(4))}, s.i64(6)};
   return Status::Ok();
 }
 
-Result<ChunkBytes> ChunkStore::get_once(int64_t id, PackLocation& loc) {
+Result<ChunkBytes> ChunkStore::get_once(int64_t id, ChunkPlace& place) {
   std::string want_hash;
   uint32_t raw_len = 0;
+  uint8_t codec = 0;
+  uint64_t grp_off = 0;
   {
     std::lock_guard<std::mutex> g(index_.mu);
-    Stmt s = index_.db->prepare("SELECT hash, raw_len, pack, off, stored_len FROM chunks WHERE id = ?");
+    Stmt s = index_.db->prepare(kPlaceSql);
     s.bind(1, id);
     if (!s.step()) {
       Status e = s.done_status();
@@ -213,25 +192,79 @@ Result<ChunkBytes> ChunkStore::get_once(int64_t id, PackLocation& loc) {
     }
     want_hash = s.blob(0);
     raw_len = uint32_t(s.i64(1));
-    loc = {uint32_t(s.i64(2)), uint64_t(s.i64(3)), uint32_t(s.i64(4))};
+    place = {{uint32_t(s.i64(2)), uint64_t(s.i64(3)), uint32_t(s.i64(4))}, s.i64(6)};
+    codec = uint8_t(s.i64(5));
+    grp_off = uint64_t(s.i64(7));
   }
+  const PackLocation& loc = place.loc;
   auto fail = [&](const std::string& why) {
     std::string msg = "chunk " + std::to_string(id) + " (pack " + std::to_string(loc.pack) + " @" +
-                      std::to_string(loc.off) + "): " + why;
+                      std::to_string(loc.off) + (place.grp ? ", group " + std::to_string(place.grp) : "") + "): " + why;
     return Status::Error(EIO, msg);
   };
-  auto rec = packs_.read(loc);
-  if (!rec.ok()) return fail(rec.status().message());
-  if (want_hash.size() != 16 || memcmp(rec->hash, want_hash.data(), 16) != 0 || rec->raw_len != raw_len)
-    return fail("pack record belongs to another chunk");
-  auto raw = decode(*rec);
+  if (want_hash.size() != 16) return fail("the index holds a bad hash");
+  ChunkHash want;
+  memcpy(want.b, want_hash.data(), 16);
+  Result<std::string> raw = std::string();
+  if (codec == kCodecGroup) {
+    if (!groups_ || !place.grp) return fail("grouped chunk without a group");
+    raw = groups_->read(place.grp, loc, grp_off, raw_len, want);
+  } else {
+    auto rec = packs_.read(loc);
+    if (!rec.ok()) return fail(rec.status().message());
+    if (memcmp(rec->hash, want.b, 16) != 0 || rec->raw_len != raw_len) return fail("pack record belongs to another chunk");
+    raw = decode(*rec);
+  }
   if (!raw.ok()) return fail(raw.status().message());
   if (raw->size() != raw_len) return fail("decoded length is wrong");
   ChunkHash h = hash_chunk(raw->data(), raw->size());
-  if (memcmp(h.b, want_hash.data(), 16) != 0) return fail("checksum mismatch: stored bytes are damaged");
+  if (memcmp(h.b, want.b, 16) != 0) return fail("checksum mismatch: stored bytes are damaged");
   auto bytes = std::make_shared<const std::string>(std::move(*raw));
   cache_.put(id, bytes);
   return ChunkBytes(bytes);
+}
+
+Result<size_t> ChunkStore::store_group(const std::vector<GroupedChunk>& members, uint64_t raw_len,
+                                       const ChunkHash& table_hash, std::string payload, const std::string& model_id) {
+  ChunkRecord rec;
+  rec.codec = kCodecGroup;
+  rec.raw_len = uint32_t(raw_len);
+  memcpy(rec.hash, table_hash.b, 16);
+  rec.payload = std::move(payload);
+  const uint64_t stored = rec.payload.size();
+  size_t moved = 0;
+  DZ_RETURN_IF_ERROR(append_then_index(rec, [&](const PackLocation& loc) -> Status {
+    DZ_RETURN_IF_ERROR(index_.db->exec("SAVEPOINT grp"));
+    auto undo = [&](Status s) {
+      index_.db->exec("ROLLBACK TO grp; RELEASE grp");
+      return s;
+    };
+    Stmt ins = index_.db->prepare(
+        "INSERT INTO groups(pack, off, stored_len, raw_len, nchunks, model, created) VALUES (?, ?, ?, ?, ?, ?, ?)");
+    ins.bind(1, loc.pack).bind(2, loc.off).bind(3, loc.stored_len).bind(4, raw_len).bind(5, int64_t(members.size()));
+    ins.bind_text(6, model_id).bind(7, int64_t(time(nullptr)));
+    if (Status s = ins.run(); !s.ok()) return undo(s);
+    const int64_t gid = index_.db->last_rowid();
+    // Each member's share of the record (the last one takes the rounding), so that stored bytes
+    // add up per codec in stats.
+    uint64_t off = 0, given = 0;
+    for (size_t i = 0; i < members.size(); ++i) {
+      const GroupedChunk& m = members[i];
+      const uint64_t share = i + 1 == members.size() ? stored - given : stored * m.raw_len / raw_len;
+      given += share;
+      Stmt u = index_.db->prepare(
+          "UPDATE chunks SET pack = 0, off = 0, stored_len = ?, codec = ?, model = ?, grp = ?, grp_off = ?, tier_done = 1 "
+          "WHERE id = ? AND pack = ? AND off = ? AND COALESCE(grp, 0) = ?");
+      u.bind(1, share).bind(2, int(kCodecGroup)).bind_text(3, model_id).bind(4, gid).bind(5, off);
+      u.bind(6, m.id).bind(7, m.was.grp ? 0 : m.was.loc.pack).bind(8, m.was.grp ? 0 : m.was.loc.off).bind(9, m.was.grp);
+      if (Status s = u.run(); !s.ok()) return undo(s);
+      moved += size_t(index_.db->changes());
+      off += m.raw_len;
+    }
+    if (moved == 0) return undo(Status::Ok());  // the record stays unnamed: garbage for gc
+    return index_.db->exec("RELEASE grp");
+  }));
+  return moved;
 }
 
 }  // namespace dzfs

@@ -21,13 +21,33 @@
 
 namespace dzfs {
 
-enum ChunkCodec : uint8_t { kCodecRaw = 0, kCodecZstd = 1, kCodecNeural = 2 };
+// kCodecGroup: the chunk is a member of a solid group record (group_record.h).
+enum ChunkCodec : uint8_t { kCodecRaw = 0, kCodecZstd = 1, kCodecNeural = 2, kCodecGroup = 3 };
 const char* codec_name(uint8_t codec);
 
 struct ChunkHash {
   uint8_t b[16];
 };
 ChunkHash hash_chunk(const void* data, size_t n);
+
+class GroupReader;
+
+// Where a chunk's bytes are now: its own record (grp = 0), or member of group `grp` whose record
+// lies at `loc` (chunks.pack/off are 0 for a grouped chunk: the groups row has the place).
+struct ChunkPlace {
+  PackLocation loc;
+  int64_t grp = 0;
+  bool operator==(const ChunkPlace& o) const {
+    return loc.pack == o.loc.pack && loc.off == o.loc.off && grp == o.grp;
+  }
+};
+
+// One chunk of a new group: its id, where it was when it was read, its length.
+struct GroupedChunk {
+  int64_t id;
+  ChunkPlace was;
+  uint32_t raw_len;
+};
 
 class ChunkStore {
  public:
@@ -40,12 +60,14 @@ class ChunkStore {
   bool pinned(int64_t id) const;
   void forget_cached(int64_t id) { cache_.erase(id); }
   bool cached(int64_t id) { return cache_.get(id) != nullptr; }
-  // Stores a new encoding of chunk `id` (same raw bytes) and points the chunk at it, if the chunk
-  // still lies at `expected` (gc may have moved it: then nothing changes and false is returned).
-  // The caller has verified that `payload` decodes to the chunk's raw bytes.
-  Result<bool> recode(int64_t id, const PackLocation& expected, uint8_t codec, std::string payload,
-                      const std::string& model_id);
-  Status locate(int64_t id, PackLocation& loc);
+  // Stores a group record (payload from encode_group_payload) and makes each chunk that still
+  // lies where it was read a member of it, in one index update under IndexDb::mu. Returns how
+  // many chunks moved into the group (0: the record is garbage for gc, and no group row stays).
+  // The caller has verified that the frame decodes to the members' exact bytes.
+  Result<size_t> store_group(const std::vector<GroupedChunk>& members, uint64_t raw_len, const ChunkHash& table_hash,
+                             std::string payload, const std::string& model_id);
+  Status locate(int64_t id, ChunkPlace& place);
+  void set_group_reader(GroupReader* g) { groups_ = g; }
   // Records appended to a pack whose index row is not inserted yet. gc reads it under
   // IndexDb::mu and removes no pack while it is non-zero: such a record looks like garbage.
   int appends_in_flight() const { return in_flight_.load(); }
@@ -56,7 +78,7 @@ class ChunkStore {
 
  private:
   Result<std::string> decode(const ChunkRecord& rec);
-  Result<ChunkBytes> get_once(int64_t id, PackLocation& loc);
+  Result<ChunkBytes> get_once(int64_t id, ChunkPlace& place);
   // Appends rec to a pack, then runs `update` with its location under IndexDb::mu; the record
   // counts as in flight (appends_in_flight) until the update has run.
   Status append_then_index(const ChunkRecord& rec, const std::function<Status(const PackLocation&)>& update);
@@ -69,6 +91,7 @@ class ChunkStore {
   mutable std::mutex pins_mu_;
   std::unordered_map<int64_t, int> pins_;
   ExternalDecoder external_;
+  GroupReader* groups_ = nullptr;
   std::atomic<int> in_flight_{0};
 };
 

@@ -67,7 +67,7 @@ static Status check_models(Store& st, FsckReport& r, std::set<std::string>& dama
     std::lock_guard<std::mutex> g(st.index.mu);
     Stmt s = st.index.db->prepare(
         "SELECT CAST(id AS TEXT) FROM models UNION SELECT CAST(model AS TEXT) FROM chunks "
-        "WHERE model IS NOT NULL AND codec = 2 AND "
+        "WHERE model IS NOT NULL AND codec IN (2, 3) AND "
         "(refcount > 0 OR EXISTS (SELECT 1 FROM extents e WHERE e.chunk = chunks.id))");
     while (s.step()) ids.push_back(s.blob(0));
     DZ_RETURN_IF_ERROR(s.done_status());
@@ -86,7 +86,7 @@ static Status check_models(Store& st, FsckReport& r, std::set<std::string>& dama
     {
       std::lock_guard<std::mutex> g(st.index.mu);
       Stmt c = st.index.db->prepare(
-          "SELECT COUNT(*) FROM chunks WHERE CAST(model AS TEXT) = ? AND codec = 2 AND "
+          "SELECT COUNT(*) FROM chunks WHERE CAST(model AS TEXT) = ? AND codec IN (2, 3) AND "
           "(refcount > 0 OR EXISTS (SELECT 1 FROM extents e WHERE e.chunk = chunks.id))");
       c.bind_text(1, id);
       if (c.step()) n = c.i64(0);
@@ -184,6 +184,14 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
         "SELECT d.parent, d.name, d.ino FROM dirents d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL",
         [&](Stmt& s) { return "entry " + s.blob(1) + " in directory inode " + n(s, 0) + " names missing inode " + n(s, 2); },
         r.problems));
+    DZ_RETURN_IF_ERROR(collect(db,
+        "SELECT c.id, COALESCE(c.grp, 0) FROM chunks c LEFT JOIN groups g ON g.id = c.grp WHERE (c.codec = 3 OR c.grp IS NOT NULL) "
+        "AND (c.codec != 3 OR g.id IS NULL OR c.grp_off IS NULL OR c.grp_off < 0 OR c.grp_off + c.raw_len > g.raw_len)",
+        [&](Stmt& s) {
+          bad_chunks.insert(s.i64(0));
+          return "chunk " + n(s, 0) + ": not inside its group " + n(s, 1);
+        },
+        r.problems));
     const size_t before = r.problems.size();
     DZ_RETURN_IF_ERROR(check_pages(db, r.problems));
     r.index_file_damaged = r.problems.size() > before;
@@ -191,8 +199,9 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
     if (c.step()) r.inodes_checked = uint64_t(c.i64(0));
     c.reset();
     Stmt l = db.prepare(
-        "SELECT id, CASE WHEN codec = 2 THEN COALESCE(CAST(model AS TEXT), '') ELSE '' END FROM chunks "
-        "WHERE refcount > 0 OR EXISTS (SELECT 1 FROM extents e WHERE e.chunk = chunks.id) ORDER BY pack, off");
+        "SELECT id, CASE WHEN codec IN (2, 3) THEN COALESCE(CAST(model AS TEXT), '') ELSE '' END FROM chunks "
+        "WHERE refcount > 0 OR EXISTS (SELECT 1 FROM extents e WHERE e.chunk = chunks.id) "
+        "ORDER BY COALESCE(grp, 0), grp_off, pack, off");  // a group's members in stream order: decoded once
     while (l.step()) {
       live.push_back(l.i64(0));
       live_model.push_back(l.blob(1));
@@ -306,7 +315,7 @@ static Status restore_models(Store& st, const FsckReport& found, RepairReport& o
     std::lock_guard<std::mutex> g(st.index.mu);
     Stmt d = st.index.db->prepare(
         "DELETE FROM models WHERE COALESCE(CAST(id AS TEXT), '') = ?1 AND NOT EXISTS (SELECT 1 FROM chunks "
-        "WHERE CAST(model AS TEXT) = ?1 AND codec = 2 AND "
+        "WHERE CAST(model AS TEXT) = ?1 AND codec IN (2, 3) AND "
         "(refcount > 0 OR EXISTS (SELECT 1 FROM extents e WHERE e.chunk = chunks.id)))");
     d.bind_text(1, id);
     if (Status del = d.run(); !del.ok())

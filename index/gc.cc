@@ -33,6 +33,35 @@ static Status delete_unreferenced(Store& st, std::set<int64_t>* previous, GcStat
     st.chunks.forget_cached(id);
   }
   out.chunks_deleted = ids.size();
+  // A group lives while a chunk row names it (deleted chunks above, and chunks regrouped since).
+  std::vector<int64_t> dead;
+  {
+    Stmt s = st.index.db->prepare("SELECT id FROM groups g WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.grp = g.id)");
+    while (s.step()) dead.push_back(s.i64(0));
+    DZ_RETURN_IF_ERROR(s.done_status());
+  }
+  for (int64_t gid : dead) {
+    Stmt d = st.index.db->prepare("DELETE FROM groups WHERE id = ?");
+    d.bind(1, gid);
+    DZ_RETURN_IF_ERROR(d.run());
+    st.groups.forget(gid);
+  }
+  out.groups_deleted = dead.size();
+  return Status::Ok();
+}
+
+// Groups whose live share of raw bytes fell below `below`: their live chunks go back to the
+// recompression backlog, which codes them into new groups; the old group then loses its last
+// member and is deleted by a later pass (its record is garbage from then on).
+static Status queue_regroups(Store& st, double below, GcStats& out) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  Stmt s = st.index.db->prepare(
+      "UPDATE chunks SET tier_done = 0 WHERE tier_done = 1 AND refcount > 0 AND grp IN ("
+      "SELECT g.id FROM groups g WHERE (SELECT COALESCE(SUM(c.raw_len), 0) FROM chunks c "
+      "WHERE c.grp = g.id AND c.refcount > 0) < ? * g.raw_len)");
+  s.bind_double(1, below);
+  DZ_RETURN_IF_ERROR(s.run());
+  out.chunks_regrouped = uint64_t(st.index.db->changes());
   return Status::Ok();
 }
 
@@ -41,9 +70,12 @@ static Result<std::map<uint32_t, uint64_t>> live_bytes_per_pack(Store& st) {
   std::lock_guard<std::mutex> g(st.index.mu);
   if (st.chunks.appends_in_flight() > 0) return Status::Error(EAGAIN, "chunk writes in flight");
   std::map<uint32_t, uint64_t> live;
-  Stmt s = st.index.db->prepare("SELECT pack, SUM(stored_len) + COUNT(*) * ? FROM chunks GROUP BY pack");
-  s.bind(1, kRecordHeaderSize);
-  while (s.step()) live[uint32_t(s.i64(0))] = uint64_t(s.i64(1));
+  // A grouped chunk has pack 0: its group's record is counted once, from the groups row.
+  Stmt s = st.index.db->prepare(
+      "SELECT pack, SUM(stored_len) + COUNT(*) * ? FROM chunks WHERE grp IS NULL GROUP BY pack "
+      "UNION ALL SELECT pack, SUM(stored_len) + COUNT(*) * ? FROM groups GROUP BY pack");
+  s.bind(1, kRecordHeaderSize).bind(2, kRecordHeaderSize);
+  while (s.step()) live[uint32_t(s.i64(0))] += uint64_t(s.i64(1));
   DZ_RETURN_IF_ERROR(s.done_status());
   return live;
 }
@@ -51,13 +83,15 @@ static Result<std::map<uint32_t, uint64_t>> live_bytes_per_pack(Store& st) {
 // Copies every live record of `pack` to the current pack. Returns false (and logs) if a record
 // could not be read: the pack then stays, since removing it would lose that chunk for good.
 static Result<bool> compact_pack(Store& st, uint32_t pack, GcStats& out) {
-  struct Row { int64_t id; uint64_t off; uint32_t len; };
+  struct Row { int64_t id; uint64_t off; uint32_t len; bool group; };
   std::vector<Row> rows;
   {
     std::lock_guard<std::mutex> g(st.index.mu);
-    Stmt s = st.index.db->prepare("SELECT id, off, stored_len FROM chunks WHERE pack = ?");
-    s.bind(1, pack);
-    while (s.step()) rows.push_back({s.i64(0), uint64_t(s.i64(1)), uint32_t(s.i64(2))});
+    Stmt s = st.index.db->prepare(
+        "SELECT id, off, stored_len, 0 FROM chunks WHERE pack = ? AND grp IS NULL "
+        "UNION ALL SELECT id, off, stored_len, 1 FROM groups WHERE pack = ?");
+    s.bind(1, pack).bind(2, pack);
+    while (s.step()) rows.push_back({s.i64(0), uint64_t(s.i64(1)), uint32_t(s.i64(2)), s.i64(3) != 0});
     DZ_RETURN_IF_ERROR(s.done_status());
   }
   bool all_moved = true;
@@ -72,7 +106,8 @@ static Result<bool> compact_pack(Store& st, uint32_t pack, GcStats& out) {
     auto loc = st.packs.append_raw(*bytes);
     if (!loc.ok()) return loc.status();
     std::lock_guard<std::mutex> g(st.index.mu);
-    Stmt u = st.index.db->prepare("UPDATE chunks SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ?");
+    Stmt u = st.index.db->prepare(r.group ? "UPDATE groups SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ?"
+                                          : "UPDATE chunks SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ?");
     u.bind(1, loc->pack).bind(2, loc->off).bind(3, r.id).bind(4, pack).bind(5, r.off);
     DZ_RETURN_IF_ERROR(u.run());
     ++out.records_moved;
@@ -84,6 +119,7 @@ Result<GcStats> collect_garbage(Store& st, const GcOptions& opts) {
   GcStats out;
   for (auto& [id, size] : st.packs.list()) out.pack_bytes_before += size;
   DZ_RETURN_IF_ERROR(delete_unreferenced(st, opts.previous_garbage, out));
+  DZ_RETURN_IF_ERROR(queue_regroups(st, opts.regroup_below_live, out));
   DZ_RETURN_IF_ERROR(st.commit());
 
   auto live = live_bytes_per_pack(st);

@@ -1,4 +1,5 @@
-// Garbage collection: chunks nobody references are deleted from the index, packs with no live
+// Garbage collection: chunks nobody references are deleted from the index, and groups no chunk
+// names; groups that are mostly dead are queued for regrouping; packs with no live
 // record are removed, and packs that are mostly garbage are compacted (live records copied to
 // the current pack, rows repointed, old pack removed after the commit that stops naming it).
 // Crash-safe at every step: a pack is removed only after a commit in which no row names it.
@@ -13,6 +14,8 @@ namespace dzfs {
 
 struct GcStats {
   uint64_t chunks_deleted = 0;
+  uint64_t groups_deleted = 0;    // groups no chunk names any more
+  uint64_t chunks_regrouped = 0;  // live chunks of mostly dead groups, queued for new groups
   uint64_t packs_removed = 0;
   uint64_t packs_compacted = 0;
   uint64_t records_moved = 0;
@@ -22,6 +25,7 @@ struct GcStats {
 
 struct GcOptions {
   double compact_below_live = 0.75;  // compact a pack whose live bytes are below this share
+  double regroup_below_live = 0.5;   // regroup a group whose live raw bytes are below this share
   // Background passes in a mounted volume: a chunk is deleted only if it was already garbage at
   // the previous pass (the set is kept here between passes), so a reader that looked up a chunk
   // just before its last reference went away still finds it.

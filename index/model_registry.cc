@@ -109,7 +109,7 @@ Status ModelRegistry::save_active_locked() {
   c.bind_text(1, ids);
   DZ_RETURN_IF_ERROR(c.run());
   // Chunks tried with the old set are worth a try with the new one.
-  return store_.index.db->exec("UPDATE chunks SET tier_done = 0 WHERE codec != 2");
+  return store_.index.db->exec("UPDATE chunks SET tier_done = 0 WHERE codec NOT IN (2, 3)");
 }
 
 codec::ModelSet ModelRegistry::decode_set() const {

@@ -203,7 +203,7 @@ Result<PackLocation> PackStore::append_raw(const std::string& bytes) {
                       uint32_t(bytes.size() - kRecordHeaderSize));
 }
 
-Result<std::string> PackStore::read_raw(const PackLocation& loc) {
+Result<std::string> PackStore::read_raw(const PackLocation& loc, bool check_payload) {
   auto fd = fd_for(loc.pack);
   if (!fd.ok()) return fd.status();
   const std::string where = path_of(loc.pack) + " @" + std::to_string(loc.off);
@@ -218,13 +218,13 @@ Result<std::string> PackStore::read_raw(const PackLocation& loc) {
     return Status::Error(EIO, "chunk record header is damaged: " + where);
   if (get32(&buf[12]) != loc.stored_len)
     return Status::Error(EIO, "chunk record length disagrees with the index: " + where);
-  if (XXH3_64bits(buf.data() + kRecordHeaderSize, loc.stored_len) != get64(&buf[32]))
+  if (check_payload && XXH3_64bits(buf.data() + kRecordHeaderSize, loc.stored_len) != get64(&buf[32]))
     return Status::Error(EIO, "chunk payload checksum mismatch: " + where);
   return buf;
 }
 
-Result<ChunkRecord> PackStore::read(const PackLocation& loc) {
-  auto raw = read_raw(loc);
+Result<ChunkRecord> PackStore::read(const PackLocation& loc, bool check_payload) {
+  auto raw = read_raw(loc, check_payload);
   if (!raw.ok()) return raw.status();
   const std::string& b = *raw;
   ChunkRecord r;

@@ -51,8 +51,10 @@ class PackStore {
   Result<PackLocation> append(const ChunkRecord& rec);
   // Appends an already-encoded record (header + payload) as read by read_raw; for gc compaction.
   Result<PackLocation> append_raw(const std::string& record_bytes);
-  Result<ChunkRecord> read(const PackLocation& loc);
-  Result<std::string> read_raw(const PackLocation& loc);  // header + payload, header verified
+  // check_payload=false skips the payload checksum: a group record's chunks are each verified
+  // by their own hash, so damage in one part of it must not make the whole group unreadable.
+  Result<ChunkRecord> read(const PackLocation& loc, bool check_payload = true);
+  Result<std::string> read_raw(const PackLocation& loc, bool check_payload = true);  // header + payload, header verified
   Status sync();
   Status remove(uint32_t pack);
 

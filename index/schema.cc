@@ -1,4 +1,4 @@
-// Index schema v1. Invariants kept by the code that writes these tables:
+// Index schema v2. Invariants kept by the code that writes these tables:
 //  - chunks.refcount = number of extents rows naming the chunk (fsck recomputes and compares).
 //  - inodes.data_bytes = sum of the inode's extents' len (st_blocks is derived from it).
 //  - inodes.nlink = number of dirents rows naming the inode (+ subdirectories' ".." for dirs).
@@ -8,6 +8,9 @@
 //  - chunks.model names a models row (and STORE/models/<id>.dzm) for every neural chunk; a model
 //    file is never deleted while a chunk names it.
 //  - every chunks row points at a pack record that was fsynced before the row was committed.
+//  - a grouped chunk (codec 3) has grp = a groups row, grp_off = its offset in the group's raw
+//    stream (grp_off + raw_len <= groups.raw_len), pack = off = 0 (the groups row has the place)
+//    and stored_len = its share of the record; a groups row lives while a chunk names it.
 #include "index/schema.h"
 
 #include <charconv>
@@ -41,13 +44,43 @@ CREATE TABLE chunks(
   hash BLOB NOT NULL UNIQUE, raw_len INTEGER NOT NULL, refcount INTEGER NOT NULL,
   pack INTEGER NOT NULL, off INTEGER NOT NULL, stored_len INTEGER NOT NULL,
   codec INTEGER NOT NULL, model TEXT, created INTEGER NOT NULL,
-  tier_done INTEGER NOT NULL DEFAULT 0);
+  tier_done INTEGER NOT NULL DEFAULT 0, grp INTEGER, grp_off INTEGER);
 CREATE INDEX chunks_by_pack ON chunks(pack);
 CREATE INDEX chunks_backlog ON chunks(created) WHERE tier_done = 0;
 CREATE TABLE models(
   id TEXT PRIMARY KEY, created INTEGER NOT NULL, parent TEXT, arch INTEGER NOT NULL,
   summary TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE INDEX chunks_garbage ON chunks(refcount) WHERE refcount = 0;
+)SQL" R"SQL(
+CREATE TABLE groups(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, pack INTEGER NOT NULL, off INTEGER NOT NULL,
+  stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, model TEXT,
+  created INTEGER NOT NULL);
+CREATE INDEX groups_by_pack ON groups(pack);
+CREATE INDEX chunks_by_grp ON chunks(grp, grp_off) WHERE grp IS NOT NULL;
+)SQL";
+
+// What version 2 added to version 1 (the second half of kSchemaSql, plus the two columns).
+static const char* kUpgrade1To2Sql = R"SQL(
+ALTER TABLE chunks ADD COLUMN grp INTEGER;
+ALTER TABLE chunks ADD COLUMN grp_off INTEGER;
+CREATE TABLE groups(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, pack INTEGER NOT NULL, off INTEGER NOT NULL,
+  stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, model TEXT,
+  created INTEGER NOT NULL);
+CREATE INDEX groups_by_pack ON groups(pack);
+CREATE INDEX chunks_by_grp ON chunks(grp, grp_off) WHERE grp IS NOT NULL;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+)SQL";
+
+static const char* kReadonlyV1Sql = R"SQL(
+PRAGMA query_only=0;
+CREATE TEMP TABLE groups(
+  id INTEGER PRIMARY KEY, pack INTEGER NOT NULL, off INTEGER NOT NULL, stored_len INTEGER NOT NULL,
+  raw_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, model TEXT, created INTEGER NOT NULL);
+CREATE TEMP VIEW chunks AS SELECT id, hash, raw_len, refcount, pack, off, stored_len, codec, model, created,
+  tier_done, NULL AS grp, NULL AS grp_off FROM main.chunks;
+PRAGMA query_only=1;
 )SQL";
 
 Status create_schema(SqliteDb& db, uint32_t root_mode, uint32_t uid, uint32_t gid) {
@@ -69,7 +102,12 @@ Status create_schema(SqliteDb& db, uint32_t root_mode, uint32_t uid, uint32_t gi
   return db.exec("COMMIT");
 }
 
-Status check_schema(SqliteDb& db) {
+Status upgrade_schema(SqliteDb& db, int from_version, bool readonly) {
+  if (from_version >= kIndexSchemaVersion) return Status::Ok();
+  return db.exec(readonly ? kReadonlyV1Sql : kUpgrade1To2Sql);
+}
+
+Result<int> check_schema(SqliteDb& db) {
   Stmt s = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
   if (!s.step()) {
     Status e = s.done_status();
@@ -85,7 +123,7 @@ Status check_schema(SqliteDb& db) {
                                      " is newer than this dzfs supports (" +
                                      std::to_string(kIndexSchemaVersion) + "); upgrade dzfs");
   if (v < 1) return Status::Error(EIO, "index schema version is invalid");
-  return Status::Ok();
+  return v;
 }
 
 }  // namespace dzfs

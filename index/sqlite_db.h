@@ -40,6 +40,7 @@ class Stmt {
     return *this;
   }
   Stmt& bind_null(int i) { sqlite3_bind_null(s_, i); return *this; }
+  Stmt& bind_double(int i, double v) { sqlite3_bind_double(s_, i, v); return *this; }
 
   // Returns true while a row is available; errors are reported by done_status().
   bool step();

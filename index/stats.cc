@@ -21,10 +21,10 @@ Result<Backlog> recompress_backlog(Store& st) {
   return b;
 }
 
-Status add_recompress_work(Store& st, uint64_t raw_bytes, int64_t busy_ns) {
+Status add_recompress_work(Store& st, uint64_t chunks, uint64_t raw_bytes, int64_t busy_ns) {
   std::lock_guard<std::mutex> g(st.index.mu);
   const std::pair<const char*, int64_t> rows[] = {
-      {"recompress_chunks", 1}, {"recompress_raw_bytes", int64_t(raw_bytes)}, {"recompress_busy_ns", busy_ns}};
+      {"recompress_chunks", int64_t(chunks)}, {"recompress_raw_bytes", int64_t(raw_bytes)}, {"recompress_busy_ns", busy_ns}};
   for (auto& [key, add] : rows) {
     Stmt s = st.index.db->prepare(
         "INSERT INTO meta(key, value) VALUES (?1, ?2) "

@@ -36,7 +36,7 @@ Result<Backlog> recompress_backlog(Store& store);
 Status recompress_backlog_locked(SqliteDb& db, Backlog& out);  // caller holds IndexDb::mu
 
 // Adds one recompression attempt to the cumulative counters (meta rows); part of the next commit.
-Status add_recompress_work(Store& store, uint64_t raw_bytes, int64_t busy_ns);
+Status add_recompress_work(Store& store, uint64_t chunks, uint64_t raw_bytes, int64_t busy_ns);
 
 Result<VolumeStats> compute_stats(Store& store);
 std::string stats_text(const VolumeStats& s);

@@ -80,8 +80,11 @@ Status Store::mkfs(const std::string& dir, StoreConfig cfg) {
 
 Store::Store(std::string d, const StoreConfig& c, const StoreOptions& opts)
     : dir(std::move(d)), readonly(opts.readonly), cfg(c), packs(dir + "/packs", opts.readonly),
-      chunks(index, packs, cfg, opts.cache_bytes), models(std::make_unique<ModelRegistry>(*this)) {
+      groups(packs, opts.group_cache_bytes), chunks(index, packs, cfg, opts.cache_bytes),
+      models(std::make_unique<ModelRegistry>(*this)) {
   chunks.set_external_decoder([this](const ChunkRecord& r) { return models->decode(r); });
+  groups.set_models([this] { return models->decode_set(); });
+  chunks.set_group_reader(&groups);
 }
 
 Store::~Store() {
@@ -139,7 +142,15 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   auto db = SqliteDb::open(dir + "/index.db", opts.readonly);
   if (!db.ok()) return db.status();
   st->index.db.reset(*db);
-  DZ_RETURN_IF_ERROR(check_schema(*st->index.db));
+  auto version = check_schema(*st->index.db);
+  if (!version.ok()) return version.status();
+  if (*version < kIndexSchemaVersion) {  // an older volume: upgraded in place (read-only: stand-ins)
+    SqliteDb& db = *st->index.db;
+    if (!opts.readonly) DZ_RETURN_IF_ERROR(db.exec("BEGIN IMMEDIATE"));
+    Status up = upgrade_schema(db, *version, opts.readonly);
+    if (!opts.readonly) DZ_RETURN_IF_ERROR(db.exec(up.ok() ? "COMMIT" : "ROLLBACK"));
+    if (!up.ok()) return Status::Error(up.code(), "cannot upgrade the index from schema " + std::to_string(*version) + ": " + up.message());
+  }
   DZ_RETURN_IF_ERROR(st->packs.open());
   if (!opts.readonly) DZ_RETURN_IF_ERROR(st->index.db->begin_batch());
   DZ_RETURN_IF_ERROR(st->models->open());

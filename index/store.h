@@ -8,6 +8,7 @@
 #include <string>
 
 #include "index/chunk_store.h"
+#include "index/group_reader.h"
 #include "index/index_db.h"
 #include "index/pack_store.h"
 #include "index/store_config.h"
@@ -19,6 +20,7 @@ class ModelRegistry;
 struct StoreOptions {
   bool readonly = false;   // tools that only read (stats) and may run beside a mount
   size_t cache_bytes = 256u << 20;
+  size_t group_cache_bytes = 256u << 20;  // decoders and decoded bytes of solid groups
 };
 
 class Store {
@@ -37,6 +39,7 @@ class Store {
   StoreConfig cfg;
   IndexDb index;
   PackStore packs;
+  GroupReader groups;  // before chunks, which reads grouped chunks through it
   ChunkStore chunks;
   std::unique_ptr<ModelRegistry> models;  // decodes neural chunks; see model_registry.h
 

@@ -22,6 +22,7 @@ Status StoreConfig::validate() const {
   if ((chunk_avg & (chunk_avg - 1)) != 0)
     return Status::Error(EINVAL, "chunk-avg must be a power of two");
   if (zstd_level < 1 || zstd_level > 22) return Status::Error(EINVAL, "zstd level must be 1..22");
+  if (group_kb < 64 || group_kb > 65536) return Status::Error(EINVAL, "group size must be 64..65536 KiB");
   return Status::Ok();
 }
 
@@ -34,7 +35,8 @@ std::string StoreConfig::to_text() const {
     << "chunk_avg = " << chunk_avg << "\n"
     << "chunk_max = " << chunk_max << "\n"
     << "zstd_level = " << zstd_level << "\n"
-    << "verify_dedup = " << (verify_dedup ? 1 : 0) << "\n";
+    << "verify_dedup = " << (verify_dedup ? 1 : 0) << "\n"
+    << "group_kb = " << group_kb << "\n";
   return o.str();
 }
 
@@ -56,7 +58,7 @@ Result<StoreConfig> StoreConfig::parse(const std::string& text) {
     uint64_t n = 0;
     bool num = parse_u64(v, n) && n <= 0xffffffffu;
     if (k == "uuid") { c.uuid = v; continue; }
-    static const char* kNumeric[] = {"format_version", "chunk_min", "chunk_avg", "chunk_max", "zstd_level", "verify_dedup"};
+    static const char* kNumeric[] = {"format_version", "chunk_min", "chunk_avg", "chunk_max", "zstd_level", "verify_dedup", "group_kb"};
     bool known = std::find(std::begin(kNumeric), std::end(kNumeric), k) != std::end(kNumeric);
     if (known && !num) return Status::Error(EINVAL, "dzfs.conf: " + k + " is not a number: " + v);
     if (k == "format_version") c.format_version = int(n);
@@ -65,6 +67,7 @@ Result<StoreConfig> StoreConfig::parse(const std::string& text) {
     else if (k == "chunk_max") c.chunk_max = uint32_t(n);
     else if (k == "zstd_level") c.zstd_level = int(n);
     else if (k == "verify_dedup") c.verify_dedup = n != 0;
+    else if (k == "group_kb") c.group_kb = uint32_t(n);  // absent in volumes made before groups
     // Unknown keys are kept forward-compatible only within a format version: ignore them.
   }
   if (c.format_version == 0) return Status::Error(EINVAL, "dzfs.conf has no format_version");

@@ -17,6 +17,7 @@ struct StoreConfig {
   uint32_t chunk_max = 256 * 1024;
   int zstd_level = 3;
   bool verify_dedup = false;  // byte-compare a dedup hit against the stored chunk
+  uint32_t group_kb = 4096;   // raw KiB of a solid group at most (a mount may override it)
   std::string uuid;
 
   Status validate() const;

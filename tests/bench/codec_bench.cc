@@ -145,9 +145,9 @@ int main(int argc, char** argv) {
     else if (k == "--chunk") chunk = std::strtoull(v.c_str(), nullptr, 10);
     else if (k == "--compare-versions") {
       unsigned a = 0, b = 0;
-      if (std::sscanf(v.c_str(), "%u,%u", &a, &b) != 2 || a < kFrameVersionMin || a > kFrameVersion ||
-          b < kFrameVersionMin || b > kFrameVersion) {
-        std::fprintf(stderr, "--compare-versions wants A,B in %d..%d\n", kFrameVersionMin, kFrameVersion);
+      if (std::sscanf(v.c_str(), "%u,%u", &a, &b) != 2 || a < kFrameVersionMin || a > kFrameVersionMax ||
+          b < kFrameVersionMin || b > kFrameVersionMax) {
+        std::fprintf(stderr, "--compare-versions wants A,B in %d..%d\n", kFrameVersionMin, kFrameVersionMax);
         return 2;
       }
       compare[0] = static_cast<uint8_t>(a);

@@ -466,7 +466,7 @@ TEST(Version2, PathologicalLineFeedsAndNucleotidesRoundTrip) {
 TEST(Version2, UnknownFrameVersionIsUnsupported) {
   auto f = encode_frame(CodecId::kNeural, text_bytes(500, 3), nullptr);
   ASSERT_TRUE(f.ok());
-  for (uint8_t v : {uint8_t{0}, static_cast<uint8_t>(kFrameVersion + 1), uint8_t{255}}) {
+  for (uint8_t v : {uint8_t{0}, static_cast<uint8_t>(kFrameVersionMax + 1), uint8_t{255}}) {
     auto g = *f;
     g[4] = v;
     const uint32_t hc = static_cast<uint32_t>(XXH3_64bits(g.data(), kNeuralFrameHeaderSize - 4));
@@ -475,6 +475,110 @@ TEST(Version2, UnknownFrameVersionIsUnsupported) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.status().code(), ErrorCode::kUnsupported);
   }
+}
+
+}  // namespace
+}  // namespace dzfs::codec
+
+namespace dzfs::codec {
+namespace {
+
+// A solid group of several kinds of chunk, as the store codes it.
+std::vector<uint8_t> group_bytes() {
+  std::vector<uint8_t> g;
+  for (int i = 0; i < 3; ++i)
+    for (auto part : {test::code_bytes(40000, 300 + i), test::text_bytes(30000, 310 + i), test::fastq_bytes(20000, 320 + i),
+                      test::random_bytes(2000, 330 + i)})
+      g.insert(g.end(), part.begin(), part.end());
+  return g;
+}
+
+std::vector<uint8_t> group_frame(const std::vector<uint8_t>& raw, const Model* m) {
+  EncodeOptions o;
+  o.frame_version = kGroupFrameVersion;
+  auto f = encode_frame(CodecId::kNeural, raw, m, o);
+  EXPECT_TRUE(f.ok()) << f.status().to_string();
+  return f.ok() ? *f : std::vector<uint8_t>{};
+}
+
+TEST(FrameReader, ProgressiveReadsEqualTheWholeDecodeAtEveryBoundaryKind) {
+  const auto raw = group_bytes();
+  auto m = Model::load_file(std::string(DZFS_CODEC_VECTORS_DIR) + "/small_model.dzm");
+  ASSERT_TRUE(m.ok());
+  const auto frame = group_frame(raw, m->get());
+  ModelSet set;
+  set.add(*m);
+  auto whole = decode_frame(frame, set);
+  ASSERT_TRUE(whole.ok()) << whole.status().to_string();
+  EXPECT_EQ(*whole, raw);
+  auto r = FrameReader::open(frame, set);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  const uint32_t n = uint32_t(raw.size());
+  for (uint32_t end : {1u, 2u, 4095u, 4096u, 4097u, 65535u, 65536u, 65537u, 100000u, 100000u, 99u, n - 1, n, n + 10}) {
+    ASSERT_TRUE((*r)->read_to(end).ok()) << end;
+    ASSERT_GE((*r)->decoded(), std::min(end, n));
+    EXPECT_TRUE(std::equal((*r)->raw().begin(), (*r)->raw().end(), raw.begin())) << end;
+  }
+  EXPECT_TRUE((*r)->done());
+  EXPECT_EQ((*r)->decoded(), n);
+  EXPECT_LT((*r)->memory(), frame.size() + raw.size() + 4096) << "the predictor's tables go once all is decoded";
+}
+
+TEST(FrameReader, ZstdAndRawFramesAndBadFrames) {
+  const auto raw = test::text_bytes(50000, 9);
+  for (CodecId c : {CodecId::kRaw, CodecId::kZstd}) {
+    auto f = encode_frame(c, raw, nullptr);
+    ASSERT_TRUE(f.ok());
+    auto r = FrameReader::open(*f, ModelSet{});
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE((*r)->read_to(10).ok());
+    EXPECT_TRUE(std::equal((*r)->raw().begin(), (*r)->raw().end(), raw.begin()));
+  }
+  const auto frame = group_frame(raw, nullptr);
+  auto cut = frame;
+  cut.pop_back();
+  EXPECT_FALSE(FrameReader::open(cut, ModelSet{}).ok());
+  auto longer = frame;
+  longer.push_back(0);
+  EXPECT_FALSE(FrameReader::open(longer, ModelSet{}).ok());
+  DecodeOptions small;
+  small.max_raw_len = 1000;
+  EXPECT_EQ(FrameReader::open(frame, ModelSet{}, small).status().code(), ErrorCode::kTooLarge);
+  auto m = Model::load_file(std::string(DZFS_CODEC_VECTORS_DIR) + "/small_model.dzm");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(FrameReader::open(group_frame(raw, m->get()), ModelSet{}).status().code(), ErrorCode::kModelMismatch);
+}
+
+// Damage in a group's payload: what lies well before it decodes exactly, the end is an error
+// (checksum or overrun), and nothing claims to be right that is not.
+TEST(FrameReader, DamageCostsOnlyWhatFollowsIt) {
+  const auto raw = group_bytes();
+  auto frame = group_frame(raw, nullptr);
+  const size_t payload = frame.size() - kNeuralFrameHeaderSize;
+  frame[kNeuralFrameHeaderSize + payload / 2] ^= 0x08;
+  auto r = FrameReader::open(frame, ModelSet{});
+  ASSERT_TRUE(r.ok());
+  Status s = (*r)->read_to(uint32_t(raw.size()));
+  EXPECT_FALSE(s.ok());
+  const auto got = (*r)->raw();
+  size_t same = 0;
+  while (same < got.size() && got[same] == raw[same]) ++same;
+  EXPECT_GT(same, raw.size() / 4) << "bytes before the damage decode exactly";
+  EXPECT_LT(same, raw.size());
+  EXPECT_FALSE((*r)->read_to(uint32_t(raw.size())).ok()) << "errors are sticky";
+}
+
+TEST(Version5, GroupsOfChunksAreSmallerThanTheChunksAlone) {
+  const auto raw = group_bytes();
+  size_t alone = 0;
+  for (size_t off = 0; off < raw.size(); off += 65536) {
+    std::vector<uint8_t> c(raw.begin() + off, raw.begin() + std::min(raw.size(), off + 65536));
+    auto f = encode_frame(CodecId::kNeural, c, nullptr);
+    ASSERT_TRUE(f.ok());
+    alone += f->size();
+  }
+  const size_t grouped = group_frame(raw, nullptr).size();
+  EXPECT_LT(double(grouped), 0.95 * double(alone)) << grouped << " vs " << alone;
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const size_t hl = codec == 2 ? kNeuralFrameHeaderSize : kFrameHeaderSize;
     std::vector<uint8_t> g(hl);
     std::memcpy(g.data(), "DZCF", 4);
-    g[4] = static_cast<uint8_t>(kFrameVersionMin + (which >> 1) % (kFrameVersion - kFrameVersionMin + 1));  // every predictor
+    g[4] = static_cast<uint8_t>(kFrameVersionMin + (which >> 1) % (kFrameVersionMax - kFrameVersionMin + 1));  // every predictor
     g[5] = codec;
     g[7] = static_cast<uint8_t>(hl);
     put32(&g[8], codec == 0 ? static_cast<uint32_t>(payload.size()) : raw_len);

@@ -631,6 +631,39 @@ TEST_F(VolumeTest, Xattrs) {
   EXPECT_EQ(v, binary);
 }
 
+// An access ACL with only the owner, group and other entries (what cp -a and rsync -A write on
+// every file) is the mode: it sets the mode and, as on ext4, leaves no xattr behind. One with a
+// named user is kept, and chmod rewrites its entries.
+TEST_F(VolumeTest, MinimalAccessAclIsTheModeOnly) {
+  auto acl = [](std::vector<std::pair<uint16_t, uint16_t>> entries) {
+    std::string a("\x02\0\0\0", 4);
+    for (auto [tag, perm] : entries) {
+      a += char(tag & 255); a += char(tag >> 8); a += char(perm); a += '\0';
+      a += std::string("\xff\xff\xff\xff", 4);
+    }
+    return a;
+  };
+  uint64_t f = mkfile(kRoot, "f");
+  std::string v;
+  ASSERT_TRUE(vol_->setxattr(f, "system.posix_acl_access", acl({{0x01, 6}, {0x04, 4}, {0x20, 0}}), 0).ok());
+  struct stat st {};
+  ASSERT_TRUE(vol_->getattr(f, st).ok());
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  EXPECT_EQ(vol_->getxattr(f, "system.posix_acl_access", v).code(), ENODATA);
+  EXPECT_EQ(test::sql_i64(*store_, "SELECT COUNT(*) FROM xattrs"), 0);
+  std::string named = acl({{0x01, 7}, {0x02, 5}, {0x04, 4}, {0x10, 5}, {0x20, 1}});
+  ASSERT_TRUE(vol_->setxattr(f, "system.posix_acl_access", named, 0).ok());
+  ASSERT_TRUE(vol_->getattr(f, st).ok());
+  EXPECT_EQ(st.st_mode & 0777, 0751u);
+  ASSERT_TRUE(vol_->getxattr(f, "system.posix_acl_access", v).ok());
+  EXPECT_EQ(v, named);
+  // Back to a minimal one: the extended ACL goes.
+  ASSERT_TRUE(vol_->setxattr(f, "system.posix_acl_access", acl({{0x01, 7}, {0x04, 0}, {0x20, 0}}), 0).ok());
+  EXPECT_EQ(vol_->getxattr(f, "system.posix_acl_access", v).code(), ENODATA);
+  ASSERT_TRUE(vol_->getattr(f, st).ok());
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
 // ---- readdir -------------------------------------------------------------------------------
 
 TEST_F(VolumeTest, ReaddirPaging) {

@@ -1,0 +1,106 @@
+// GroupReader: see group_reader.h.
+#include "index/group_reader.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace dzfs {
+
+std::shared_ptr<GroupReader::Entry> GroupReader::entry_for(int64_t gid) {
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = map_.find(gid);
+  if (it != map_.end()) {
+    lru_.splice(lru_.begin(), lru_, it->second.at);
+    return it->second.e;
+  }
+  lru_.push_front(gid);
+  auto e = std::make_shared<Entry>();
+  map_[gid] = {e, lru_.begin()};
+  return e;
+}
+
+Status GroupReader::open_entry(Entry& e, const PackLocation& loc) {
+  auto rec = packs_.read(loc, /*check_payload=*/false);  // damage is confined by per-chunk hashes
+  if (!rec.ok()) return rec.status();
+  if (rec->codec != kCodecGroup) return Status::Error(EIO, "pack record is not a group record");
+  auto table = parse_group_payload(rec->payload);
+  if (!table.ok()) return table.status();
+  const ChunkHash h = group_table_hash(table->table);
+  if (memcmp(h.b, rec->hash, 16) != 0 || table->raw_len != rec->raw_len)
+    return Status::Error(EIO, "group record header does not match its table");
+  if (!models_) return Status::Error(EIO, "no decoder for group records");
+  std::vector<uint8_t> frame(table->frame.begin(), table->frame.end());
+  auto fr = codec::FrameReader::open(std::move(frame), models_());
+  if (!fr.ok()) return Status::Error(EIO, fr.status().message());
+  if ((*fr)->header().raw_len != table->raw_len) return Status::Error(EIO, "group frame length disagrees with its table");
+  e.members = std::move(table->members);
+  e.offsets = std::move(table->offsets);
+  e.frame = std::move(*fr);
+  return Status::Ok();
+}
+
+Result<std::string> GroupReader::read(int64_t gid, const PackLocation& loc, uint64_t off, uint32_t len,
+                                      const ChunkHash& want) {
+  std::shared_ptr<Entry> e = entry_for(gid);
+  std::string out;
+  {
+    std::lock_guard<std::mutex> g(e->mu);
+    if (!e->frame) {
+      Status s = open_entry(*e, loc);
+      if (!s.ok()) {
+        forget(gid);
+        return s;
+      }
+    }
+    auto at = std::lower_bound(e->offsets.begin(), e->offsets.end(), off);
+    const size_t i = size_t(at - e->offsets.begin());
+    if (at == e->offsets.end() || *at != off || e->members[i].raw_len != len ||
+        memcmp(e->members[i].hash.b, want.b, 16) != 0)
+      return Status::Error(EIO, "group " + std::to_string(gid) + " does not hold this chunk at offset " +
+                                    std::to_string(off));
+    codec::Status s = e->frame->read_to(uint32_t(off + len));
+    // A failure past this chunk's end (the whole-stream checksum) does not make it unreadable:
+    // the caller checks the chunk's own hash.
+    if (!s.ok() && e->frame->decoded() < off + len) return Status::Error(EIO, s.message());
+    if (e->frame->raw().size() < off + len) return Status::Error(EIO, "group stream ended early");
+    out.assign(reinterpret_cast<const char*>(e->frame->raw().data() + off), len);
+    e->mem = e->frame->memory();
+  }
+  account(gid);
+  return out;
+}
+
+void GroupReader::account(int64_t gid) {
+  std::vector<std::shared_ptr<Entry>> dropped;  // freed outside mu_
+  std::lock_guard<std::mutex> g(mu_);
+  used_ = 0;
+  for (auto& [id, slot] : map_) used_ += slot.e->mem;
+  while (used_ > budget_ && lru_.size() > 1) {
+    const int64_t victim = lru_.back();
+    if (victim == gid) break;
+    auto it = map_.find(victim);
+    used_ -= std::min<size_t>(used_, it->second.e->mem);
+    dropped.push_back(std::move(it->second.e));
+    map_.erase(it);
+    lru_.pop_back();
+  }
+}
+
+void GroupReader::forget(int64_t gid) {
+  std::shared_ptr<Entry> dropped;
+  std::lock_guard<std::mutex> g(mu_);
+  auto it = map_.find(gid);
+  if (it == map_.end()) return;
+  dropped = std::move(it->second.e);
+  lru_.erase(it->second.at);
+  map_.erase(it);
+}
+
+size_t GroupReader::memory() const {
+  std::lock_guard<std::mutex> g(mu_);
+  size_t n = 0;
+  for (auto& [id, slot] : map_) n += slot.e->mem;
+  return n;
+}
+
+}  // namespace dzfs

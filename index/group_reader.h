@@ -1,0 +1,62 @@
+// Decoded solid groups, shared by every reader of a store. Each group in use has one progressive
+// decoder (codec::FrameReader) that is resumed where it stopped: reading a chunk decodes its
+// group only up to that chunk's end, and a sequential reader decodes each group once. Memory
+// (frames, decoded bytes and the decoders' tables) is bounded by `budget_bytes`; the least
+// recently used groups are dropped first (at least the one being read is always kept).
+//
+// Nothing here trusts the bytes it returns: ChunkStore verifies each chunk against its XXH3-128.
+// A damaged frame therefore costs the chunks at and after the damage, never the ones before it.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "codec/frame.h"
+#include "index/group_record.h"
+#include "index/pack_store.h"
+
+namespace dzfs {
+
+class GroupReader {
+ public:
+  GroupReader(PackStore& packs, size_t budget_bytes) : packs_(packs), budget_(budget_bytes) {}
+  // Where the models for decoding come from (the store's ModelRegistry).
+  void set_models(std::function<codec::ModelSet()> models) { models_ = std::move(models); }
+
+  // The raw bytes of the member at stream offset `off` (length `len`, hash `want`) of group `gid`,
+  // whose record lies at `loc`.
+  Result<std::string> read(int64_t gid, const PackLocation& loc, uint64_t off, uint32_t len, const ChunkHash& want);
+  void forget(int64_t gid);
+  size_t memory() const;
+
+ private:
+  struct Entry {
+    std::mutex mu;  // one decoder, one thread at a time
+    std::unique_ptr<codec::FrameReader> frame;
+    std::vector<GroupMember> members;
+    std::vector<uint64_t> offsets;
+    std::atomic<size_t> mem{0};  // what it holds, summed into used_
+  };
+  Status open_entry(Entry& e, const PackLocation& loc);
+  std::shared_ptr<Entry> entry_for(int64_t gid);
+  void account(int64_t gid);  // drops least recently used groups while over budget
+
+  PackStore& packs_;
+  const size_t budget_;
+  std::function<codec::ModelSet()> models_;
+  mutable std::mutex mu_;
+  size_t used_ = 0;
+  std::list<int64_t> lru_;  // front = most recent
+  struct Slot {
+    std::shared_ptr<Entry> e;
+    std::list<int64_t>::iterator at;
+  };
+  std::unordered_map<int64_t, Slot> map_;
+};
+
+}  // namespace dzfs
