@@ -65,9 +65,69 @@ Result<std::string> GroupReader::read(int64_t gid, const PackLocation& loc, uint
     if (e->frame->raw().size() < off + len) return Status::Error(EIO, "group stream ended early");
     out.assign(reinterpret_cast<const char*>(e->frame->raw().data() + off), len);
     e->mem = e->frame->memory();
+    if (!e->frame->done()) finish_later(gid);
   }
   account(gid);
   return out;
+}
+
+GroupReader::~GroupReader() {
+  {
+    std::lock_guard<std::mutex> g(fmu_);
+    fstop_ = true;
+  }
+  fcv_.notify_all();
+  for (auto& t : fthreads_) t.join();
+}
+
+void GroupReader::finish_later(int64_t gid) {
+  if (finish_threads_ <= 0) return;
+  {
+    std::lock_guard<std::mutex> g(fmu_);
+    if (fstop_ || fqueued_.count(gid)) return;
+    if (fthreads_.empty())  // started at the first use: tools that never read a group start none
+      for (int i = 0; i < finish_threads_; ++i) fthreads_.emplace_back([this] { finisher(); });
+    fqueue_.push_back(gid);
+    fqueued_.insert(gid);
+  }
+  fcv_.notify_one();
+}
+
+// Decodes queued groups to their end, 1 MiB at a time so that a reader waiting for an early
+// member of the same group gets in between steps. A group dropped from the map meanwhile (over
+// budget, or forgotten by gc) is not decoded further.
+void GroupReader::finisher() {
+  constexpr uint32_t kStep = 1u << 20;
+  std::unique_lock<std::mutex> lk(fmu_);
+  for (;;) {
+    fcv_.wait(lk, [this] { return fstop_ || !fqueue_.empty(); });
+    if (fstop_) return;
+    const int64_t gid = fqueue_.front();
+    fqueue_.pop_front();
+    lk.unlock();
+    for (bool more = true; more;) {
+      std::shared_ptr<Entry> e;
+      {
+        std::lock_guard<std::mutex> g(mu_);
+        auto it = map_.find(gid);
+        if (it != map_.end()) e = it->second.e;
+      }
+      if (!e) break;
+      {
+        std::lock_guard<std::mutex> g(e->mu);
+        more = e->frame && !e->frame->done() &&
+               e->frame->read_to(e->frame->decoded() + std::min(kStep, e->frame->header().raw_len - e->frame->decoded())).ok();
+        if (e->frame) e->mem = e->frame->memory();
+      }
+      account(gid);
+      {
+        std::lock_guard<std::mutex> g(fmu_);
+        if (fstop_) return;
+      }
+    }
+    lk.lock();
+    fqueued_.erase(gid);
+  }
 }
 
 void GroupReader::account(int64_t gid) {

@@ -4,10 +4,20 @@
 // (frames, decoded bytes and the decoders' tables) is bounded by `budget_bytes`; the least
 // recently used groups are dropped first (at least the one being read is always kept).
 //
+// A group once touched is decoded to its end by background threads (`finish_threads`), a step at
+// a time, so that a restore that reads its members in another order than the stream's finds them
+// decoded, the decoder's tables are freed early (a decoded group holds only its bytes), and the
+// next groups decode in parallel on other cores while a reader consumes one.
+//
 // Nothing here trusts the bytes it returns: ChunkStore verifies each chunk against its XXH3-128.
 // A damaged frame therefore costs the chunks at and after the damage, never the ones before it.
 #pragma once
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <set>
+#include <thread>
+#include <vector>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -24,7 +34,9 @@ namespace dzfs {
 
 class GroupReader {
  public:
-  GroupReader(PackStore& packs, size_t budget_bytes) : packs_(packs), budget_(budget_bytes) {}
+  GroupReader(PackStore& packs, size_t budget_bytes, int finish_threads = 2)
+      : packs_(packs), budget_(budget_bytes), finish_threads_(finish_threads) {}
+  ~GroupReader();
   // Where the models for decoding come from (the store's ModelRegistry).
   void set_models(std::function<codec::ModelSet()> models) { models_ = std::move(models); }
 
@@ -45,6 +57,16 @@ class GroupReader {
   Status open_entry(Entry& e, const PackLocation& loc);
   std::shared_ptr<Entry> entry_for(int64_t gid);
   void account(int64_t gid);  // drops least recently used groups while over budget
+  void finish_later(int64_t gid);
+  void finisher();
+
+  const int finish_threads_;
+  std::mutex fmu_;  // the finish queue; taken with no other lock of this class
+  std::condition_variable fcv_;
+  std::deque<int64_t> fqueue_;
+  std::set<int64_t> fqueued_;
+  bool fstop_ = false;
+  std::vector<std::thread> fthreads_;
 
   PackStore& packs_;
   const size_t budget_;
