@@ -6,6 +6,14 @@
 
 namespace dzfs {
 
+static int decoders_for(size_t budget) { return int(std::max<size_t>(2, budget / (64u << 20))); }
+
+GroupReader::GroupReader(PackStore& packs, size_t budget_bytes)
+    : packs_(packs),
+      budget_(budget_bytes),
+      finish_threads_(std::min(decoders_for(budget_bytes), int(std::max(1u, std::thread::hardware_concurrency())))),
+      max_decoders_(decoders_for(budget_bytes)) {}
+
 std::shared_ptr<GroupReader::Entry> GroupReader::entry_for(int64_t gid) {
   std::lock_guard<std::mutex> g(mu_);
   auto it = map_.find(gid);
@@ -65,6 +73,7 @@ Result<std::string> GroupReader::read(int64_t gid, const PackLocation& loc, uint
     if (e->frame->raw().size() < off + len) return Status::Error(EIO, "group stream ended early");
     out.assign(reinterpret_cast<const char*>(e->frame->raw().data() + off), len);
     e->mem = e->frame->memory();
+    e->decoding = !e->frame->done() && s.ok();
     if (!e->frame->done()) finish_later(gid);
   }
   account(gid);
@@ -117,7 +126,10 @@ void GroupReader::finisher() {
         std::lock_guard<std::mutex> g(e->mu);
         more = e->frame && !e->frame->done() &&
                e->frame->read_to(e->frame->decoded() + std::min(kStep, e->frame->header().raw_len - e->frame->decoded())).ok();
-        if (e->frame) e->mem = e->frame->memory();
+        if (e->frame) {
+          e->mem = e->frame->memory();
+          e->decoding = more && !e->frame->done();
+        }
       }
       account(gid);
       {
@@ -133,17 +145,26 @@ void GroupReader::finisher() {
 void GroupReader::account(int64_t gid) {
   std::vector<std::shared_ptr<Entry>> dropped;  // freed outside mu_
   std::lock_guard<std::mutex> g(mu_);
-  used_ = 0;
-  for (auto& [id, slot] : map_) used_ += slot.e->mem;
-  while (used_ > budget_ && lru_.size() > 1) {
-    const int64_t victim = lru_.back();
-    if (victim == gid) break;
-    auto it = map_.find(victim);
-    used_ -= std::min<size_t>(used_, it->second.e->mem);
+  size_t decoded_bytes = 0;
+  int decoders = 0;
+  for (auto& [id, slot] : map_) {
+    if (slot.e->decoding) ++decoders;
+    else decoded_bytes += slot.e->mem;
+  }
+  // From the least recently used end; the group just read stays whatever it costs.
+  for (auto at = lru_.end(); at != lru_.begin() && (decoded_bytes > budget_ || decoders > max_decoders_);) {
+    --at;
+    if (*at == gid) continue;
+    auto it = map_.find(*at);
+    const bool decoding = it->second.e->decoding;
+    if (decoding ? decoders <= max_decoders_ : decoded_bytes <= budget_) continue;
+    if (decoding) --decoders;
+    else decoded_bytes -= std::min<size_t>(decoded_bytes, it->second.e->mem);
     dropped.push_back(std::move(it->second.e));
     map_.erase(it);
-    lru_.pop_back();
+    at = lru_.erase(at);
   }
+  used_ = decoded_bytes;
 }
 
 void GroupReader::forget(int64_t gid) {

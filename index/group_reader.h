@@ -1,8 +1,9 @@
 // Decoded solid groups, shared by every reader of a store. Each group in use has one progressive
 // decoder (codec::FrameReader) that is resumed where it stopped: reading a chunk decodes its
 // group only up to that chunk's end, and a sequential reader decodes each group once. Memory
-// (frames, decoded bytes and the decoders' tables) is bounded by `budget_bytes`; the least
-// recently used groups are dropped first (at least the one being read is always kept).
+// (frames, decoded bytes and the decoders' tables) is bounded by `budget_bytes` for decoded
+// groups (least recently used dropped first) plus at most budget / 64 MiB live decoders (about
+// 60 MiB each for a 4 MiB group): about twice the budget in all.
 //
 // A group once touched is decoded to its end by background threads (`finish_threads`), a step at
 // a time, so that a restore that reads its members in another order than the stream's finds them
@@ -34,8 +35,9 @@ namespace dzfs {
 
 class GroupReader {
  public:
-  GroupReader(PackStore& packs, size_t budget_bytes, int finish_threads = 2)
-      : packs_(packs), budget_(budget_bytes), finish_threads_(finish_threads) {}
+  // Live decoders: as many as 64 MiB each fit in the budget (at least 2); finishing threads: one
+  // per CPU, at most that many.
+  GroupReader(PackStore& packs, size_t budget_bytes);
   ~GroupReader();
   // Where the models for decoding come from (the store's ModelRegistry).
   void set_models(std::function<codec::ModelSet()> models) { models_ = std::move(models); }
@@ -53,15 +55,19 @@ class GroupReader {
     std::vector<GroupMember> members;
     std::vector<uint64_t> offsets;
     std::atomic<size_t> mem{0};  // what it holds, summed into used_
+    std::atomic<bool> decoding{false};  // a decoder with its tables is live (not yet at the end)
   };
   Status open_entry(Entry& e, const PackLocation& loc);
   std::shared_ptr<Entry> entry_for(int64_t gid);
-  void account(int64_t gid);  // drops least recently used groups while over budget
+  // Drops least recently used decoded groups while over budget, and the least recently used
+  // decoders beyond max_decoders_ (their work is lost: only a reader hopping between more
+  // groups than that pays it). A decoder below that count is never dropped half-way, so a
+  // restore never decodes a group twice.
+  void account(int64_t gid);
   void finish_later(int64_t gid);
   void finisher();
 
-  const int finish_threads_;
-  std::mutex fmu_;  // the finish queue; taken with no other lock of this class
+  std::mutex fmu_;  // the finish queue; taken last (a reader holds its entry's mutex then)
   std::condition_variable fcv_;
   std::deque<int64_t> fqueue_;
   std::set<int64_t> fqueued_;
@@ -70,6 +76,8 @@ class GroupReader {
 
   PackStore& packs_;
   const size_t budget_;
+  const int finish_threads_;
+  const int max_decoders_;
   std::function<codec::ModelSet()> models_;
   mutable std::mutex mu_;
   size_t used_ = 0;
