@@ -50,7 +50,8 @@ const std::map<std::string, std::string> kHelp = {
               "  data, see dzfs help train), and the usual kernel mount flags."},
     {"umount", "dzfs umount MOUNTPOINT\n  Commit everything, unmount, and wait until the volume is closed."},
     {"stats", "dzfs stats STORE|MOUNTPOINT [--json]\n  Logical, unique and stored bytes, ratios, bytes per codec."},
-    {"gc", "dzfs gc STORE\n  Delete unreferenced chunks and compact pack files. The volume must not be mounted."},
+    {"gc", "dzfs gc STORE\n  Delete unreferenced chunks, regroup mostly dead groups, compact pack files and the\n"
+           "  index. The volume must not be mounted."},
     {"compress", "dzfs compress STORE|MOUNTPOINT [--wait] [--migrate]\n"
                  "  --migrate also moves chunks of older models to the current one (unmounted STORE).\n"
                  "  Recompress the zstd-tier backlog with the volume's current model. On an unmounted STORE it\n"
@@ -212,6 +213,9 @@ int cmd_gc(const std::vector<std::string>& a) {
          (unsigned long long)r->chunks_deleted, (unsigned long long)r->packs_compacted,
          (unsigned long long)r->records_moved, (unsigned long long)r->packs_removed,
          (unsigned long long)r->pack_bytes_before, (unsigned long long)r->pack_bytes_after);
+  auto v = (*st)->vacuum();  // what deletions and page splits left half-empty
+  if (!v.ok()) return failed(v.status());
+  printf("gc: index bytes %llu -> %llu\n", (unsigned long long)v->first, (unsigned long long)v->second);
   return 0;
 }
 

@@ -43,6 +43,16 @@ Result<SqliteDb*> SqliteDb::open(const std::string& path, bool readonly) {
   sqlite3_busy_timeout(db, 10000);
   sqlite3_extended_result_codes(db, 1);
   auto* out = new SqliteDb(db);
+  // A new index gets 1 KiB pages (SQLite's default is 4 KiB): an index is many small trees and
+  // rows, and measured on the kernel sources (926 files) it takes 260 KB instead of 340 KB; a
+  // commit's WAL frames are smaller too. Only possible before the first write (and WAL mode).
+  if (!readonly) {
+    Stmt n = out->prepare("PRAGMA page_count");
+    if (n.step() && n.i64(0) == 0) {
+      n.reset();
+      (void)out->exec("PRAGMA page_size=1024");
+    }
+  }
   const char* pragmas = readonly ? "PRAGMA query_only=1;"
                                  : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                                    "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;";

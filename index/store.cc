@@ -169,4 +169,27 @@ Status Store::commit() {
   return index.db->begin_batch();
 }
 
+static uint64_t file_bytes(const std::string& path) {
+  struct stat s {};
+  return ::stat(path.c_str(), &s) == 0 ? uint64_t(s.st_size) : 0;
+}
+
+Result<std::pair<uint64_t, uint64_t>> Store::vacuum() {
+  if (readonly) return Status::Error(EROFS, "store is read-only");
+  DZ_RETURN_IF_ERROR(commit());
+  std::lock_guard<std::mutex> serial(commit_mu_);
+  std::lock_guard<std::mutex> g(index.mu);
+  const std::string db = dir + "/index.db";
+  if (index.db->in_batch()) DZ_RETURN_IF_ERROR(index.db->commit_batch());
+  index.db->reset_statements();
+  DZ_RETURN_IF_ERROR(index.db->exec("PRAGMA wal_checkpoint(TRUNCATE)"));
+  const uint64_t before = file_bytes(db);
+  Status v = index.db->exec("VACUUM");
+  if (v.ok()) v = index.db->exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  const uint64_t after = file_bytes(db);
+  DZ_RETURN_IF_ERROR(index.db->begin_batch());
+  if (!v.ok()) return v;
+  return std::make_pair(before, after);
+}
+
 }  // namespace dzfs

@@ -30,6 +30,9 @@ class Store {
   ~Store();
 
   Status commit();  // durable point: packs synced, index committed, next batch begun
+  // Commits, then rebuilds index.db with full pages (SQLite VACUUM: crash-safe, but it rewrites
+  // the whole file, so only offline maintenance runs it). Returns the index bytes before, after.
+  Result<std::pair<uint64_t, uint64_t>> vacuum();
   // The pid of the process holding the store's lock, or 0 if nobody holds it.
   static int lock_holder(const std::string& dir);
   void note_pid();  // records this process as the lock holder (after daemonizing)
