@@ -74,11 +74,6 @@ class SqliteDb {
   Status begin_batch();   // BEGIN IMMEDIATE
   Status commit_batch();  // COMMIT (the caller has made pack data durable first)
   bool in_batch() const { return !sqlite3_get_autocommit(db_); }
-  // Resets every prepared statement (a read that stopped early holds the database), for VACUUM.
-  void reset_statements() {
-    for (sqlite3_stmt* s = sqlite3_next_stmt(db_, nullptr); s; s = sqlite3_next_stmt(db_, s))
-      sqlite3_reset(s);
-  }
 
  private:
   explicit SqliteDb(sqlite3* db) : db_(db) {}

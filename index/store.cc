@@ -181,7 +181,6 @@ Result<std::pair<uint64_t, uint64_t>> Store::vacuum() {
   std::lock_guard<std::mutex> g(index.mu);
   const std::string db = dir + "/index.db";
   if (index.db->in_batch()) DZ_RETURN_IF_ERROR(index.db->commit_batch());
-  index.db->reset_statements();
   DZ_RETURN_IF_ERROR(index.db->exec("PRAGMA wal_checkpoint(TRUNCATE)"));
   const uint64_t before = file_bytes(db);
   Status v = index.db->exec("VACUUM");

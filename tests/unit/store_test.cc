@@ -187,6 +187,30 @@ TEST(StoreTest, NewerVersionsAreRefused) {
   EXPECT_EQ(st2.status().code(), EPROTO);
 }
 
+// New indexes use 1 KiB pages; vacuum (dzfs gc's last step) gives back what deletions freed,
+// and the store works on after it.
+TEST(StoreTest, NewIndexPagesAndVacuum) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  auto st = test::make_store(dir);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(test::sql_i64(*st, "PRAGMA page_size"), 1024);
+  test::sql_exec(*st, "CREATE TABLE filler(x BLOB)");
+  for (int i = 0; i < 2000; ++i) test::sql_exec(*st, "INSERT INTO filler VALUES (randomblob(500))");
+  ASSERT_TRUE(st->commit().ok());
+  test::sql_exec(*st, "DELETE FROM filler");
+  auto v = st->vacuum();
+  ASSERT_TRUE(v.ok()) << v.status().message();
+  EXPECT_GT(v->first, 1000000u);
+  EXPECT_LT(v->second, v->first / 4);
+  test::sql_exec(*st, "INSERT INTO filler VALUES (1)");
+  ASSERT_TRUE(st->commit().ok());
+  st.reset();
+  st = test::open_store(dir);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM filler"), 1);
+}
+
 TEST(SqliteDbTest, StatementsErrorsAndFullDatabase) {
   test::TempDir tmp;
   auto db = SqliteDb::open(tmp.path() + "/t.db", false);
