@@ -110,6 +110,16 @@ static std::string order_key(SqliteDb& db, int64_t chunk) {
   return key + num;
 }
 
+static Status mark_tried(Store& st, const std::vector<int64_t>& ids) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  for (int64_t id : ids) {
+    Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE id = ?");
+    u.bind(1, id);
+    DZ_RETURN_IF_ERROR(u.run());
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<std::vector<Recompressor::Claim>>> Recompressor::claim(int settle_secs) {
   std::vector<Claim> window;
   std::vector<int64_t> untouchable;  // incompressible (raw tier): tried, never grouped
@@ -125,8 +135,8 @@ Result<std::vector<std::vector<Recompressor::Claim>>> Recompressor::claim(int se
     while (raw < want && s.step()) {
       const int64_t id = s.i64(0);
       if (claimed_.count(id)) continue;
-      Claim c{id, {{uint32_t(s.i64(1)), uint64_t(s.i64(2)), uint32_t(s.i64(3))}, s.i64(5)},
-              uint32_t(s.i64(6)), uint32_t(s.i64(3)), uint8_t(s.i64(4)), {}};
+      Claim c{id, {{uint32_t(s.i64(1)), uint64_t(s.i64(2)), uint32_t(s.i64(3))}, s.i64(5)}, uint32_t(s.i64(6)),
+              uint8_t(s.i64(4)), {}};
       if (c.codec == kCodecRaw) {
         untouchable.push_back(id);
         continue;
@@ -137,12 +147,8 @@ Result<std::vector<std::vector<Recompressor::Claim>>> Recompressor::claim(int se
     }
     DZ_RETURN_IF_ERROR(s.done_status());
     for (Claim& c : window) c.order = order_key(*store_.index.db, c.id);
-    for (int64_t id : untouchable) {
-      Stmt u = store_.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE id = ?");
-      u.bind(1, id);
-      DZ_RETURN_IF_ERROR(u.run());
-    }
   }
+  DZ_RETURN_IF_ERROR(mark_tried(store_, untouchable));
   std::stable_sort(window.begin(), window.end(), [](const Claim& a, const Claim& b) { return a.order < b.order; });
   std::vector<std::vector<Claim>> groups;
   uint64_t in_group = 0;
@@ -163,15 +169,6 @@ void Recompressor::release(const std::vector<std::vector<Claim>>& groups) {
     for (const Claim& c : group) claimed_.erase(c.id);
 }
 
-static Status mark_tried(Store& st, const std::vector<int64_t>& ids) {
-  std::lock_guard<std::mutex> g(st.index.mu);
-  for (int64_t id : ids) {
-    Stmt u = st.index.db->prepare("UPDATE chunks SET tier_done = 1 WHERE id = ?");
-    u.bind(1, id);
-    DZ_RETURN_IF_ERROR(u.run());
-  }
-  return Status::Ok();
-}
 
 Status Recompressor::process(const std::vector<Claim>& claims) {
   auto models = store_.models->active();
@@ -193,7 +190,7 @@ Status Recompressor::process(const std::vector<Claim>& claims) {
     members.push_back({c.id, c.was, c.raw_len});
     table.push_back({c.raw_len, hash_chunk((*bytes)->data(), (*bytes)->size())});
     raw.insert(raw.end(), (*bytes)->begin(), (*bytes)->end());
-    before += c.stored_len + kRecordHeaderSize;
+    before += c.was.loc.stored_len + kRecordHeaderSize;
     forced |= c.codec == kCodecNeural || c.codec == kCodecGroup;
   }
   DZ_RETURN_IF_ERROR(mark_tried(store_, skipped));

@@ -58,8 +58,8 @@ class Recompressor {
  private:
   struct Claim {
     int64_t id;
-    ChunkPlace was;
-    uint32_t raw_len, stored_len;
+    ChunkPlace was;  // where it lies now (its stored_len: its record's, or its share of its group's)
+    uint32_t raw_len;
     uint8_t codec;
     std::string order;  // sort key: extension, directory, name, offset in the file
   };
