@@ -19,7 +19,17 @@
 
 namespace dzfs {
 
-static const char* kSchemaSql = R"SQL(
+// The groups table and its indexes: part of a new index, and what the upgrade from 1 adds.
+static const char* kGroupsSql = R"SQL(
+CREATE TABLE groups(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, pack INTEGER NOT NULL, off INTEGER NOT NULL,
+  stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, model TEXT,
+  created INTEGER NOT NULL);
+CREATE INDEX groups_by_pack ON groups(pack);
+CREATE INDEX chunks_by_grp ON chunks(grp, grp_off) WHERE grp IS NOT NULL;
+)SQL";
+
+static const std::string kSchemaSql = R"SQL(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE inodes(
   ino INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -51,27 +61,12 @@ CREATE TABLE models(
   id TEXT PRIMARY KEY, created INTEGER NOT NULL, parent TEXT, arch INTEGER NOT NULL,
   summary TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE INDEX chunks_garbage ON chunks(refcount) WHERE refcount = 0;
-)SQL" R"SQL(
-CREATE TABLE groups(
-  id INTEGER PRIMARY KEY AUTOINCREMENT, pack INTEGER NOT NULL, off INTEGER NOT NULL,
-  stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, model TEXT,
-  created INTEGER NOT NULL);
-CREATE INDEX groups_by_pack ON groups(pack);
-CREATE INDEX chunks_by_grp ON chunks(grp, grp_off) WHERE grp IS NOT NULL;
-)SQL";
+)SQL" + std::string(kGroupsSql);
 
-// What version 2 added to version 1 (the second half of kSchemaSql, plus the two columns).
-static const char* kUpgrade1To2Sql = R"SQL(
+static const std::string kUpgrade1To2Sql = R"SQL(
 ALTER TABLE chunks ADD COLUMN grp INTEGER;
 ALTER TABLE chunks ADD COLUMN grp_off INTEGER;
-CREATE TABLE groups(
-  id INTEGER PRIMARY KEY AUTOINCREMENT, pack INTEGER NOT NULL, off INTEGER NOT NULL,
-  stored_len INTEGER NOT NULL, raw_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, model TEXT,
-  created INTEGER NOT NULL);
-CREATE INDEX groups_by_pack ON groups(pack);
-CREATE INDEX chunks_by_grp ON chunks(grp, grp_off) WHERE grp IS NOT NULL;
-UPDATE meta SET value = '2' WHERE key = 'schema_version';
-)SQL";
+)SQL" + std::string(kGroupsSql) + "UPDATE meta SET value = '2' WHERE key = 'schema_version';";
 
 static const char* kReadonlyV1Sql = R"SQL(
 PRAGMA query_only=0;
@@ -85,7 +80,7 @@ PRAGMA query_only=1;
 
 Status create_schema(SqliteDb& db, uint32_t root_mode, uint32_t uid, uint32_t gid) {
   DZ_RETURN_IF_ERROR(db.exec("BEGIN"));
-  DZ_RETURN_IF_ERROR(db.exec(kSchemaSql));
+  DZ_RETURN_IF_ERROR(db.exec(kSchemaSql.c_str()));
   {
     Stmt s = db.prepare("INSERT INTO meta(key, value) VALUES ('schema_version', ?)");
     s.bind_text(1, std::to_string(kIndexSchemaVersion));
@@ -104,7 +99,7 @@ Status create_schema(SqliteDb& db, uint32_t root_mode, uint32_t uid, uint32_t gi
 
 Status upgrade_schema(SqliteDb& db, int from_version, bool readonly) {
   if (from_version >= kIndexSchemaVersion) return Status::Ok();
-  return db.exec(readonly ? kReadonlyV1Sql : kUpgrade1To2Sql);
+  return db.exec(readonly ? kReadonlyV1Sql : kUpgrade1To2Sql.c_str());
 }
 
 Result<int> check_schema(SqliteDb& db) {
