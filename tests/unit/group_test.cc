@@ -5,11 +5,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 #include <thread>
 
 #include "daemon/recompressor.h"
+#include "codec/frame.h"
 #include "index/gc.h"
+#include "index/model_registry.h"
 #include "index/group_record.h"
 #include "index/schema.h"
 #include "test_util.h"
@@ -304,6 +307,47 @@ TEST_F(GroupTest, IncompressibleChunksAreNotGrouped) {
   EXPECT_EQ(sql_i64(*st_, "SELECT codec FROM chunks WHERE id = " + std::to_string(*id)), int64_t(kCodecRaw));
   EXPECT_EQ(sql_i64(*st_, "SELECT tier_done FROM chunks WHERE id = " + std::to_string(*id)), 1);
   EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM groups"), 0);
+}
+
+// Chunks a volume holds from before groups, as per-chunk neural frames (version 4), keep reading
+// beside new groups, and a drain leaves them as they are.
+TEST_F(GroupTest, PerChunkNeuralFramesReadBesideGroups) {
+  auto old = put_chunks(*st_, 4, 11);
+  auto model = st_->models->current();
+  ASSERT_TRUE(model);
+  for (auto& c : old) {
+    if (c.bytes.size() < 2) continue;
+    std::span<const uint8_t> raw(reinterpret_cast<const uint8_t*>(c.bytes.data()), c.bytes.size());
+    codec::EncodeOptions eo;
+    eo.frame_version = 4;
+    auto f = codec::encode_frame(codec::CodecId::kNeural, raw, model.get(), eo);
+    ASSERT_TRUE(f.ok());
+    ChunkRecord rec;
+    rec.codec = kCodecNeural;
+    rec.raw_len = uint32_t(c.bytes.size());
+    ChunkHash h = hash_chunk(c.bytes.data(), c.bytes.size());
+    memcpy(rec.hash, h.b, 16);
+    rec.payload.assign(f->begin(), f->end());
+    auto loc = st_->packs.append(rec);
+    ASSERT_TRUE(loc.ok());
+    sql_exec(*st_, "UPDATE chunks SET codec = 2, tier_done = 1, model = '" + model->id().hex() + "', pack = " +
+                       std::to_string(loc->pack) + ", off = " + std::to_string(loc->off) +
+                       ", stored_len = " + std::to_string(loc->stored_len) + " WHERE id = " + std::to_string(c.id));
+  }
+  ASSERT_TRUE(st_->commit().ok());
+  const int64_t neural = sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE codec = 2");
+  ASSERT_GE(neural, 3);
+  auto fresh = put_chunks(*st_, 6, 12);
+  drain(*st_, 1 << 20);
+  EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE codec = 2"), neural);
+  EXPECT_GE(sql_i64(*st_, "SELECT COUNT(*) FROM groups"), 1);
+  st_ = reopen(st_, dir_);
+  for (auto* set : {&old, &fresh})
+    for (auto& c : *set) {
+      auto b = st_->chunks.get(c.id);
+      ASSERT_TRUE(b.ok()) << b.status().message();
+      EXPECT_EQ(**b, c.bytes);
+    }
 }
 
 // A volume made before groups (index schema 1): upgraded in place when opened for writing, and
