@@ -51,9 +51,11 @@ Result<std::string> GroupReader::read(int64_t gid, const PackLocation& loc, uint
                                       const ChunkHash& want) {
   std::shared_ptr<Entry> e = entry_for(gid);
   std::string out;
+  bool opened = false, more = false;
   {
     std::lock_guard<std::mutex> g(e->mu);
     if (!e->frame) {
+      opened = true;
       Status s = open_entry(*e, loc);
       if (!s.ok()) {
         forget(gid);
@@ -74,29 +76,33 @@ Result<std::string> GroupReader::read(int64_t gid, const PackLocation& loc, uint
     out.assign(reinterpret_cast<const char*>(e->frame->raw().data() + off), len);
     e->mem = e->frame->memory();
     e->decoding = !e->frame->done() && s.ok();
-    if (!e->frame->done()) finish_later(gid);
+    more = e->decoding;
   }
+  if (more) finish_later(gid, false);
+  if (opened) finish_later(gid + 1, true);
   account(gid);
   return out;
 }
 
-GroupReader::~GroupReader() {
+void GroupReader::stop() {
+  std::vector<std::thread> threads;
   {
     std::lock_guard<std::mutex> g(fmu_);
     fstop_ = true;
+    threads.swap(fthreads_);
   }
   fcv_.notify_all();
-  for (auto& t : fthreads_) t.join();
+  for (auto& t : threads) t.join();
 }
 
-void GroupReader::finish_later(int64_t gid) {
-  if (finish_threads_ <= 0) return;
+void GroupReader::finish_later(int64_t gid, bool open) {
+  if (finish_threads_ <= 0 || (open && !locate_)) return;
   {
     std::lock_guard<std::mutex> g(fmu_);
     if (fstop_ || fqueued_.count(gid)) return;
     if (fthreads_.empty())  // started at the first use: tools that never read a group start none
       for (int i = 0; i < finish_threads_; ++i) fthreads_.emplace_back([this] { finisher(); });
-    fqueue_.push_back(gid);
+    fqueue_.emplace_back(gid, open);
     fqueued_.insert(gid);
   }
   fcv_.notify_one();
@@ -111,10 +117,10 @@ void GroupReader::finisher() {
   for (;;) {
     fcv_.wait(lk, [this] { return fstop_ || !fqueue_.empty(); });
     if (fstop_) return;
-    const int64_t gid = fqueue_.front();
+    const auto [gid, open] = fqueue_.front();
     fqueue_.pop_front();
     lk.unlock();
-    for (bool more = true; more;) {
+    for (bool more = !open || open_ahead(gid); more;) {
       std::shared_ptr<Entry> e;
       {
         std::lock_guard<std::mutex> g(mu_);
@@ -140,6 +146,30 @@ void GroupReader::finisher() {
     lk.lock();
     fqueued_.erase(gid);
   }
+}
+
+// Opens a group nobody reads yet, if a decoder is free for it (read-ahead never pushes out a
+// reader's decoder) and the group exists.
+bool GroupReader::open_ahead(int64_t gid) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (map_.count(gid)) return true;  // a reader opened it meanwhile
+    int decoders = 0;
+    for (auto& [id, slot] : map_) decoders += slot.e->decoding ? 1 : 0;
+    if (decoders + 1 >= max_decoders_) return false;
+  }
+  auto loc = locate_(gid);
+  if (!loc.ok()) return false;
+  std::shared_ptr<Entry> e = entry_for(gid);
+  std::lock_guard<std::mutex> g(e->mu);
+  if (e->frame) return true;
+  if (!open_entry(*e, *loc).ok()) {
+    forget(gid);  // a reader meets (and reports) the damage itself
+    return false;
+  }
+  e->mem = e->frame->memory();
+  e->decoding = true;
+  return true;
 }
 
 void GroupReader::account(int64_t gid) {

@@ -38,9 +38,14 @@ class GroupReader {
   // Live decoders: as many as 64 MiB each fit in the budget (at least 2); finishing threads: one
   // per CPU, at most that many.
   GroupReader(PackStore& packs, size_t budget_bytes);
-  ~GroupReader();
+  ~GroupReader() { stop(); }
+  void stop();  // ends the background decoding (before what the locator and models need goes)
   // Where the models for decoding come from (the store's ModelRegistry).
   void set_models(std::function<codec::ModelSet()> models) { models_ = std::move(models); }
+  // Where a group's record lies (the index's groups row), for read-ahead: a group a reader
+  // opens has the next group by id (made just after it, so usually what a restore reads next)
+  // decoded in the background too. Called with no lock of this class held.
+  void set_locator(std::function<Result<PackLocation>(int64_t gid)> locate) { locate_ = std::move(locate); }
 
   // The raw bytes of the member at stream offset `off` (length `len`, hash `want`) of group `gid`,
   // whose record lies at `loc`.
@@ -64,12 +69,13 @@ class GroupReader {
   // groups than that pays it). A decoder below that count is never dropped half-way, so a
   // restore never decodes a group twice.
   void account(int64_t gid);
-  void finish_later(int64_t gid);
+  void finish_later(int64_t gid, bool open);  // open: read ahead (the group is not open yet)
+  bool open_ahead(int64_t gid);
   void finisher();
 
   std::mutex fmu_;  // the finish queue; taken last (a reader holds its entry's mutex then)
   std::condition_variable fcv_;
-  std::deque<int64_t> fqueue_;
+  std::deque<std::pair<int64_t, bool>> fqueue_;  // (group, open it first)
   std::set<int64_t> fqueued_;
   bool fstop_ = false;
   std::vector<std::thread> fthreads_;
@@ -79,6 +85,7 @@ class GroupReader {
   const int finish_threads_;
   const int max_decoders_;
   std::function<codec::ModelSet()> models_;
+  std::function<Result<PackLocation>(int64_t)> locate_;
   mutable std::mutex mu_;
   size_t used_ = 0;
   std::list<int64_t> lru_;  // front = most recent

@@ -84,10 +84,18 @@ Store::Store(std::string d, const StoreConfig& c, const StoreOptions& opts)
       models(std::make_unique<ModelRegistry>(*this)) {
   chunks.set_external_decoder([this](const ChunkRecord& r) { return models->decode(r); });
   groups.set_models([this] { return models->decode_set(); });
+  groups.set_locator([this](int64_t gid) -> Result<PackLocation> {
+    std::lock_guard<std::mutex> g(index.mu);
+    Stmt s = index.db->prepare("SELECT pack, off, stored_len FROM groups WHERE id = ?");
+    s.bind(1, gid);
+    if (!s.step()) return Status::Error(ENOENT, "no group " + std::to_string(gid));
+    return PackLocation{uint32_t(s.i64(0)), uint64_t(s.i64(1)), uint32_t(s.i64(2))};
+  });
   chunks.set_group_reader(&groups);
 }
 
 Store::~Store() {
+  groups.stop();  // its threads use the index and the models
   if (!readonly && index.db) {
     Status s = commit();
     if (!s.ok()) log_error("final commit failed: " + s.message());
