@@ -154,9 +154,7 @@ bool GroupReader::open_ahead(int64_t gid) {
   {
     std::lock_guard<std::mutex> g(mu_);
     if (map_.count(gid)) return true;  // a reader opened it meanwhile
-    int decoders = 0;
-    for (auto& [id, slot] : map_) decoders += slot.e->decoding ? 1 : 0;
-    if (decoders + 1 >= max_decoders_) return false;
+    if (live_decoders_locked() + 1 >= max_decoders_) return false;
   }
   auto loc = locate_(gid);
   if (!loc.ok()) return false;
@@ -175,12 +173,10 @@ bool GroupReader::open_ahead(int64_t gid) {
 void GroupReader::account(int64_t gid) {
   std::vector<std::shared_ptr<Entry>> dropped;  // freed outside mu_
   std::lock_guard<std::mutex> g(mu_);
+  int decoders = live_decoders_locked();
   size_t decoded_bytes = 0;
-  int decoders = 0;
-  for (auto& [id, slot] : map_) {
-    if (slot.e->decoding) ++decoders;
-    else decoded_bytes += slot.e->mem;
-  }
+  for (auto& [id, slot] : map_)
+    if (!slot.e->decoding) decoded_bytes += slot.e->mem;
   // From the least recently used end; the group just read stays whatever it costs.
   for (auto at = lru_.end(); at != lru_.begin() && (decoded_bytes > budget_ || decoders > max_decoders_);) {
     --at;
@@ -194,7 +190,12 @@ void GroupReader::account(int64_t gid) {
     map_.erase(it);
     at = lru_.erase(at);
   }
-  used_ = decoded_bytes;
+}
+
+int GroupReader::live_decoders_locked() const {
+  int n = 0;
+  for (auto& [id, slot] : map_) n += slot.e->decoding ? 1 : 0;
+  return n;
 }
 
 void GroupReader::forget(int64_t gid) {

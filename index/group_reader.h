@@ -59,7 +59,7 @@ class GroupReader {
     std::unique_ptr<codec::FrameReader> frame;
     std::vector<GroupMember> members;
     std::vector<uint64_t> offsets;
-    std::atomic<size_t> mem{0};  // what it holds, summed into used_
+    std::atomic<size_t> mem{0};  // what it holds (frame, decoded bytes, decoder tables)
     std::atomic<bool> decoding{false};  // a decoder with its tables is live (not yet at the end)
   };
   Status open_entry(Entry& e, const PackLocation& loc);
@@ -71,6 +71,7 @@ class GroupReader {
   void account(int64_t gid);
   void finish_later(int64_t gid, bool open);  // open: read ahead (the group is not open yet)
   bool open_ahead(int64_t gid);
+  int live_decoders_locked() const;  // caller holds mu_
   void finisher();
 
   std::mutex fmu_;  // the finish queue; taken last (a reader holds its entry's mutex then)
@@ -87,7 +88,6 @@ class GroupReader {
   std::function<codec::ModelSet()> models_;
   std::function<Result<PackLocation>(int64_t)> locate_;
   mutable std::mutex mu_;
-  size_t used_ = 0;
   std::list<int64_t> lru_;  // front = most recent
   struct Slot {
     std::shared_ptr<Entry> e;

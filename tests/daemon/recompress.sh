@@ -58,12 +58,8 @@ for i in $(seq 1 100); do
   [ "$n" -ge 5 ] && break
   sleep 0.2
 done
-pids=$(dzfs_pids_for "$mnt2")
-[ -n "$pids" ] || fail "no dzfs process for $mnt2"
-log "killing dzfs ($pids) with $n neural chunks committed"
-kill -9 $pids
-sleep 0.5
-fusermount3 -uz "$mnt2" 2>/dev/null || umount -l "$mnt2" 2>/dev/null || true
+pids=$(dz_kill_daemon "$mnt2")  # an assignment: a failure in it stops the test
+log "killed dzfs $pids with $n neural chunks committed"
 dz_fsck "$store2"
 dz_mount "$store2" "$mnt2" -o settle_secs=0,workers=1
 tree_compare "$src" "$mnt2"

@@ -115,11 +115,8 @@ run_to 120 rsync -aHAX "$MIR/" "$MNT/"
 dz_umount "$MNT" "$S"
 dz_mount "$S" "$MNT" -o settle_secs=0,workers=1,commit_secs=1
 sleep 2
-pids=$(dzfs_pids_for "$MNT")
-[ -n "$pids" ] || fail "no dzfs process for $MNT"
-kill -9 $pids
-sleep 0.5
-fusermount3 -uz "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null || true
+pids=$(dz_kill_daemon "$MNT")  # an assignment: a failure in it stops the test
+log "killed dzfs $pids while it grouped"
 dz_fsck "$S"
 dz_mount "$S" "$MNT" -o workers=0,gc_secs=0
 tree_compare "$MIR" "$MNT"

@@ -276,6 +276,18 @@ dz_fsck() {
   log "fsck (exit $rc): $(tail -n 3 <<<"$out" | tr '\n' ' ')"
 }
 
+# dz_kill_daemon MNT: SIGKILL to the dzfs daemon of MNT (a crash), then the lazy unmount a user
+# would do; waits until the daemon is gone. Prints its pids.
+dz_kill_daemon() {
+  local mnt=$1 pids
+  pids=$(dzfs_pids_for "$mnt")
+  [ -n "$pids" ] || fail "no dzfs daemon for $mnt"
+  kill -KILL $pids
+  timeout 10 fusermount3 -uz "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+  for _ in $(seq 50); do [ -z "$(dzfs_pids_for "$mnt")" ] && break; sleep 0.1; done
+  echo $pids
+}
+
 # Sum of the sizes of STORE/packs/*.pack as they lie on disk.
 pack_files_bytes() {
   local s=0 f
