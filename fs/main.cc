@@ -4,6 +4,7 @@
 // Exit codes: 0 success; 1 failure (message on stderr); 2 usage error; fsck: 4 problems found;
 // train STORE: 3 the trained model was not adopted.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "fs/progress.h"
 #include "index/fsck.h"
 #include "index/gc.h"
+#include "index/index_at_rest.h"
 #include "index/log.h"
 #include "index/model_registry.h"
 #include "index/stats.h"
@@ -68,6 +70,8 @@ const std::map<std::string, std::string> kHelp = {
               "dzfs train --config FILE [--data DIR]... [--out MODEL] | --eval MODEL --data DIR\n"
               "  Train the codec's network on a directory tree (libtorch; GPU when present) and export a\n"
               "  model file; see train/README.md. Both run the dzfs-train program installed beside dzfs."},
+    {"unpack-index", "dzfs unpack-index STORE\n  Inflate the volume's packed index (index.db.zst) to STORE/index.db, a plain SQLite file,\n"
+                     "  for sqlite3 or a script to read. The next clean close of the volume packs it again."},
     {"fsck", "dzfs fsck STORE [--no-data] [--repair]\n  Check the index invariants and verify every chunk's bytes.\n"
              "  --repair moves damaged files into /lost+found (unreadable parts become holes) and fixes\n"
              "  counts, then checks again. Exit 0 when clean (after repair), 4 when problems remain."},
@@ -216,6 +220,22 @@ int cmd_gc(const std::vector<std::string>& a) {
   auto v = (*st)->vacuum();  // what deletions and page splits left half-empty
   if (!v.ok()) return failed(v.status());
   printf("gc: index bytes %llu -> %llu\n", (unsigned long long)v->first, (unsigned long long)v->second);
+  return 0;
+}
+
+int cmd_unpack_index(const std::vector<std::string>& a) {
+  if (a.size() != 1) return usage_error(kHelp.at("unpack-index"));
+  if (::access((a[0] + "/dzfs.conf").c_str(), F_OK) != 0) return failed(Status::Error(ENOENT, a[0] + " is not a dzfs volume"));
+  const int fd = ::open((a[0] + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return failed(Status::Error(errno, "cannot open " + a[0] + "/lock: " + strerror(errno)));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return failed(Status::Error(EBUSY, a[0] + " is mounted or in use; unmount it first (dzfs umount MOUNTPOINT)"));
+  }
+  Status s = index_at_rest::unpack(a[0]);
+  ::close(fd);
+  if (!s.ok()) return failed(s);
+  printf("%s/index.db\n", a[0].c_str());
   return 0;
 }
 
@@ -449,6 +469,7 @@ int main(int argc, char** argv) {
   if (cmd == "stats") return cmd_stats(rest);
   if (cmd == "gc") return cmd_gc(rest);
   if (cmd == "fsck") return cmd_fsck(rest);
+  if (cmd == "unpack-index") return cmd_unpack_index(rest);
   if (cmd == "compress") return cmd_compress(rest);
   if (cmd == "train" && !rest.empty() && rest[0][0] != '-' && rest[0] != "split") return cmd_train_volume(rest);
   if (cmd == "train") return cmd_train(argv + 2);

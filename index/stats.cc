@@ -103,7 +103,7 @@ Result<VolumeStats> compute_stats(Store& st) {
     DZ_RETURN_IF_ERROR(s.done_status());
   }
   for (auto& [id, size] : st.packs.list()) v.pack_bytes += size;
-  for (const char* f : {"/index.db", "/index.db-wal"}) {
+  for (const char* f : {"/index.db", "/index.db-wal", "/index.db.zst"}) {
     struct stat sb {};
     if (::stat((st.dir + f).c_str(), &sb) == 0) v.index_bytes += uint64_t(sb.st_size);
   }

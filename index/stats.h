@@ -14,7 +14,7 @@ struct VolumeStats {
   uint64_t unique_chunk_bytes = 0;  // raw bytes of referenced chunks, each counted once
   uint64_t stored_bytes = 0;        // pack bytes of referenced chunks' records
   uint64_t pack_bytes = 0;          // size of all pack files
-  uint64_t index_bytes = 0;         // index.db + WAL
+  uint64_t index_bytes = 0;         // index.db + WAL, or index.db.zst at rest
   uint64_t chunks = 0, garbage_chunks = 0;
   uint64_t files = 0, dirs = 0, symlinks = 0, others = 0;
   std::map<std::string, uint64_t> stored_by_codec, raw_by_codec, chunks_by_codec;

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "index/index_at_rest.h"
 #include "index/log.h"
 #include "index/model_registry.h"
 #include "index/schema.h"
@@ -101,8 +102,18 @@ Store::~Store() {
     if (!s.ok()) log_error("final commit failed: " + s.message());
     std::lock_guard<std::mutex> g(index.mu);
     if (index.db->in_batch()) index.db->exec("ROLLBACK");  // nothing left: commit began an empty batch
+    clean_close_ = s.ok() && !index.db->in_batch();
   }
+  // A clean close folds the WAL into index.db (journal_mode=DELETE) and packs it; anything less
+  // leaves index.db and its WAL as they are, for the next open to recover.
+  const bool clean = !readonly && index.db && clean_close_;
+  bool packable = false;
+  if (clean) packable = index.db->exec("PRAGMA journal_mode=DELETE").ok();
   index.db.reset();
+  if (packable) {
+    Status s = index_at_rest::pack(dir);
+    if (!s.ok()) log_error("index left unpacked: " + s.message());
+  }
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
@@ -147,7 +158,13 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
       st->packs.set_reserve_bytes(std::clamp<uint64_t>(total / 50, 4u << 20, 256u << 20));
     }
   }
-  auto db = SqliteDb::open(dir + "/index.db", opts.readonly);
+  std::string temp;  // a read-only open of a packed index reads an inflated temporary copy
+  Result<std::string> path = dir + "/index.db";
+  if (opts.readonly) path = index_at_rest::readable_path(dir, &temp);
+  else if (Status u = index_at_rest::unpack(dir); !u.ok()) return Status::Error(u.code(), "cannot unpack the index: " + u.message());
+  if (!path.ok()) return path.status();
+  auto db = SqliteDb::open(*path, opts.readonly);
+  if (!temp.empty()) ::unlink(temp.c_str());
   if (!db.ok()) return db.status();
   st->index.db.reset(*db);
   auto version = check_schema(*st->index.db);

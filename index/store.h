@@ -49,6 +49,7 @@ class Store {
  private:
   Store(std::string dir, const StoreConfig& cfg, const StoreOptions& opts);
   int lock_fd_ = -1;
+  bool clean_close_ = false;  // the final commit succeeded: the index may be packed (index_at_rest.h)
   std::mutex commit_mu_;
 };
 

@@ -32,6 +32,7 @@
 #include "index/fsck.h"
 #include "index/log.h"
 #include "index/schema.h"
+#include "index/index_at_rest.h"
 #include "index/store.h"
 
 namespace fsys = std::filesystem;
@@ -126,6 +127,7 @@ void build_base() {
     need(s.commit(), "commit");
   }
   for (auto& f : fsys::directory_iterator(g_base + "/models")) fsys::remove(f.path());
+  if (!index_at_rest::unpack(g_base).ok()) die("unpack the base index");  // a clean close packed it
   sqlite3* db = nullptr;
   if (sqlite3_open((g_base + "/index.db").c_str(), &db) != SQLITE_OK) die("sqlite open");
   sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", nullptr, nullptr, nullptr);

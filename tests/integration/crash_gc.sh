@@ -164,7 +164,7 @@ p, i = hits[0]
 with open(p, 'r+b') as f:
     f.seek(i + 10); c = f.read(1); f.seek(i + 10); f.write(bytes([c[0] ^ 0x5A]))
 PY
-"$PY" -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE chunks SET refcount = refcount + 3 WHERE id = (SELECT MAX(id) FROM chunks WHERE refcount > 0)'); c.commit()" "$D0/index.db"
+"$PY" -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE chunks SET refcount = refcount + 3 WHERE id = (SELECT MAX(id) FROM chunks WHERE refcount > 0)'); c.commit()" "$(dz_index_db "$D0")"
 out=$(timeout 120 "$DZFS" fsck "$D0" 2>&1) && fail "fsck of the damaged copy exited 0: $out"
 grep -q "^damaged file: /$victim\$" <<<"$out" || fail "fsck did not name /$victim as damaged: $out"
 grep -q "refcount" <<<"$out" || fail "fsck did not report the wrong reference count: $out"

@@ -65,7 +65,7 @@ for n in 0 1 2; do
   dur[$n]=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.3f", a - b }')
   log "step $n took ${dur[$n]}s: $(tr '\n' ' ' <<<"$out" | cut -c1-200)"
 done
-regrouped=$("$PY" -c 'import sqlite3,sys; c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro", uri=True); print(c.execute("SELECT COUNT(*) FROM groups").fetchone()[0])' "$REF/index.db")
+regrouped=$("$PY" -c 'import sqlite3,sys; c=sqlite3.connect("file:"+sys.argv[1]+"?mode=ro", uri=True); print(c.execute("SELECT COUNT(*) FROM groups").fetchone()[0])' "$(dz_index_db "$REF")")
 dz_fsck "$REF"
 pack_ref=$(pack_files_bytes "$REF")
 log "pack bytes $(pack_files_bytes "$STORE0") -> $pack_ref; $regrouped groups left"

@@ -31,7 +31,7 @@ for p in glob.glob(store + '/packs/*.pack'):
 sys.exit("data of file2 not found in any pack")
 PY
 log "damage an index row: a wrong reference count"
-"$PY" -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE chunks SET refcount = refcount + 5 WHERE id = (SELECT MIN(id) FROM chunks)'); c.commit()" "$store/index.db"
+"$PY" -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE chunks SET refcount = refcount + 5 WHERE id = (SELECT MIN(id) FROM chunks)'); c.commit()" "$(dz_index_db "$store")"
 
 out=$(timeout 120 "$DZFS" fsck "$store" 2>&1) && fail "fsck of a damaged volume exited 0: $out"
 grep -q "damaged file: /file2$" <<<"$out" || fail "fsck did not name /file2 as damaged: $out"
@@ -60,7 +60,7 @@ PY
 dz_umount "$mnt" "$store"
 
 log "page-level damage of index.db: a wrong free-list count in its header"
-"$PY" - "$store/index.db" <<'PY'
+"$PY" - "$(dz_index_db "$store")" <<'PY'
 import sqlite3, struct, sys
 c = sqlite3.connect(sys.argv[1])
 c.execute('PRAGMA wal_checkpoint(TRUNCATE)')

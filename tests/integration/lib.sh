@@ -278,6 +278,14 @@ dz_fsck() {
 
 # dz_kill_daemon MNT: SIGKILL to the dzfs daemon of MNT (a crash), then the lazy unmount a user
 # would do; waits until the daemon is gone. Prints its pids.
+# The plain SQLite index of an unmounted STORE, for a test to read or damage: a clean close leaves
+# it packed (index.db.zst), so this unpacks it first. Prints the path.
+dz_index_db() {
+  local out
+  out=$(timeout -k 5 120 "$DZFS" unpack-index "$1" 2>&1) || fail "dzfs unpack-index $1: $out"
+  echo "$1/index.db"
+}
+
 dz_kill_daemon() {
   local mnt=$1 pids
   pids=$(dzfs_pids_for "$mnt")

@@ -32,7 +32,7 @@ run_to 30 "$DZFS" models "$STORE" >&2
 model=$("$DZFS" models "$STORE" | awk 'NR > 1 && $4 + 0 > best { best = $4 + 0; id = $1 } END { print id }')
 [ -n "$model" ] || fail "no model compressed any chunk: the test needs neural chunks"
 # The files that have a chunk of that model (from the index), one path per line.
-"$PY" - "$STORE/index.db" "$model" >"$IT_TMP/affected" <<'EOF'
+"$PY" - "$(dz_index_db "$STORE")" "$model" >"$IT_TMP/affected" <<'EOF'
 import sqlite3, sys
 c = sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True)
 def path(ino):

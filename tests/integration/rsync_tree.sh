@@ -6,7 +6,7 @@
 # Checked right after the copy and again after dzfs umount + remount: rsync -n --checksum
 # --itemize-changes (nanosecond times) finds nothing to do, the python walker finds no difference,
 # getfacl/getfattr/stat agree. A cp --sparse=always copy has a small st_blocks and copies back out
-# intact. Then the store layout (dzfs.conf format_version, index.db, packs/NNNNNNNN.pack, models/)
+# intact. Then the store layout (dzfs.conf format_version, index.db.zst, packs/NNNNNNNN.pack, models/)
 # and dzfs fsck. Every check runs; the differences are listed together at the end.
 . "$(dirname "$0")/lib.sh"
 it_init rsync_tree 150
@@ -86,7 +86,7 @@ rm -f "$MNT/sparse_copy"
 # The store layout of the contract.
 dz_umount "$MNT" "$STORE"
 grep -Eq '^[[:space:]]*format_version[[:space:]]*=[[:space:]]*1[[:space:]]*$' "$STORE/dzfs.conf" || fail "$STORE/dzfs.conf lacks 'format_version = 1': $(cat "$STORE/dzfs.conf")"
-[ -f "$STORE/index.db" ] || fail "no $STORE/index.db"
+[ -f "$STORE/index.db.zst" ] || fail "no $STORE/index.db.zst (the index packed at rest)"
 [ -d "$STORE/models" ] || fail "no $STORE/models/"
 packs=("$STORE"/packs/*.pack)
 ((${#packs[@]} > 0)) || fail "no $STORE/packs/*.pack after storing data: $(ls -la "$STORE" "$STORE/packs" 2>&1)"

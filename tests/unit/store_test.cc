@@ -12,6 +12,7 @@
 
 #include "fs/volume.h"
 #include "index/fsck.h"
+#include "index/index_at_rest.h"
 #include "index/schema.h"
 #include "index/sqlite_db.h"
 #include "index/store_config.h"
@@ -209,6 +210,121 @@ TEST(StoreTest, NewIndexPagesAndVacuum) {
   st = test::open_store(dir);
   ASSERT_TRUE(st);
   EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM filler"), 1);
+}
+
+// The index at rest (index_at_rest.h): a clean close leaves only index.db.zst, smaller than the
+// index; a writable open unpacks it, a read-only one reads a private copy and writes nothing.
+TEST(StoreTest, IndexIsPackedAtRest) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  const std::string d = test::random_bytes(100000, 3);
+  int64_t id = 0;
+  {
+    auto st = test::make_store(dir);
+    ASSERT_TRUE(st);
+    test::sql_exec(*st, "CREATE TABLE filler(x TEXT)");
+    for (int i = 0; i < 3000; ++i) test::sql_exec(*st, "INSERT INTO filler VALUES ('row " + std::to_string(i) + " of text')");
+    auto put = st->chunks.put(reinterpret_cast<const uint8_t*>(d.data()), d.size());
+    ASSERT_TRUE(put.ok());
+    id = *put;
+    ASSERT_TRUE(st->commit().ok());
+  }
+  for (const char* gone : {"/index.db", "/index.db-wal", "/index.db-shm", "/index.db.zst.tmp"})
+    EXPECT_FALSE(std::filesystem::exists(dir + gone)) << gone << " after a clean close";
+  ASSERT_TRUE(std::filesystem::exists(dir + "/index.db.zst"));
+  const uint64_t packed = std::filesystem::file_size(dir + "/index.db.zst");
+  {  // read-only: the rows, and nothing written into the store
+    StoreOptions ro;
+    ro.readonly = true;
+    auto r = test::open_store(dir, ro);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(test::sql_i64(*r, "SELECT COUNT(*) FROM filler"), 3000);
+    auto got = r->chunks.get(id);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_TRUE(**got == d);
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir + "/index.db")) << "a read-only open wrote the store";
+  {  // writable: unpacked while open
+    auto st = test::open_store(dir);
+    ASSERT_TRUE(st);
+    ASSERT_TRUE(std::filesystem::exists(dir + "/index.db"));
+    EXPECT_LT(packed, std::filesystem::file_size(dir + "/index.db") / 3);
+    EXPECT_FALSE(std::filesystem::exists(dir + "/index.db.zst"));
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM filler"), 3000);
+    test::sql_exec(*st, "INSERT INTO filler VALUES ('one more')");
+  }
+  auto st = test::open_store(dir);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM filler"), 3001);
+}
+
+// Every crash point of packing and unpacking leaves an index that opens with every committed
+// row: both files (index.db wins: the .zst is stale or equal), temporaries left behind.
+TEST(StoreTest, IndexAtRestCrashPoints) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  {
+    auto st = test::make_store(dir);
+    ASSERT_TRUE(st);
+    test::sql_exec(*st, "CREATE TABLE filler(x INTEGER)");
+    test::sql_exec(*st, "INSERT INTO filler VALUES (1)");
+  }
+  namespace fs = std::filesystem;
+  const std::string db = dir + "/index.db", zst = dir + "/index.db.zst";
+  // Crash mid-pack: a partial temporary beside the packed index of the previous close.
+  write_file(zst + ".tmp", "partial");
+  // Crash mid-unpack: a partial index.db.tmp.
+  write_file(db + ".tmp", "partial");
+  {
+    auto st = test::open_store(dir);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM filler"), 1);
+    test::sql_exec(*st, "INSERT INTO filler VALUES (2)");
+  }
+  EXPECT_FALSE(fs::exists(db + ".tmp"));
+  EXPECT_FALSE(fs::exists(zst + ".tmp"));
+  // Crash after the rename of a pack, before index.db was unlinked; then the newer index.db
+  // gains a row while a stale .zst of the older state is still there.
+  const std::string stale = read_file(zst);
+  {
+    auto st = test::open_store(dir);
+    ASSERT_TRUE(st);
+    test::sql_exec(*st, "INSERT INTO filler VALUES (3)");
+  }
+  ASSERT_TRUE(index_at_rest::unpack(dir).ok());
+  ASSERT_TRUE(fs::exists(db));
+  ASSERT_FALSE(fs::exists(zst));
+  write_file(zst, stale);  // as if a crash had left the older packed copy
+  auto st = test::open_store(dir);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM filler"), 3) << "a stale index.db.zst won over index.db";
+}
+
+// A damaged packed index is a clear error, and opening it writes nothing.
+TEST(StoreTest, DamagedPackedIndexIsRefused) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  ASSERT_TRUE(Store::mkfs(dir, {}).ok());
+  const std::string zst = dir + "/index.db.zst", good = read_file(zst);
+  ASSERT_GT(good.size(), 100u);
+  std::string flipped = good;
+  flipped[good.size() / 2] ^= 0x10;
+  for (const std::string& bad : {flipped, good.substr(0, good.size() - 7), good + "extra", std::string()}) {
+    write_file(zst, bad);
+    for (bool ro : {true, false}) {
+      StoreOptions o;
+      o.readonly = ro;
+      auto st = Store::open(dir, o);
+      ASSERT_FALSE(st.ok()) << "a damaged index.db.zst opened (" << bad.size() << " bytes, ro " << ro << ")";
+      EXPECT_EQ(st.status().code(), EIO);
+      EXPECT_NE(st.status().message().find("damaged"), std::string::npos) << st.status().message();
+      EXPECT_FALSE(std::filesystem::exists(dir + "/index.db"));
+      EXPECT_FALSE(std::filesystem::exists(dir + "/index.db.tmp"));
+      EXPECT_EQ(read_file(zst), bad) << "the damaged index was changed";
+    }
+  }
+  write_file(zst, good);
+  EXPECT_TRUE(test::open_store(dir));
 }
 
 TEST(SqliteDbTest, StatementsErrorsAndFullDatabase) {
