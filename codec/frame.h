@@ -18,8 +18,8 @@ const char* codec_name(CodecId id);
 // (FORMAT.md 2). Neural frames are written as kFrameVersion (4) unless EncodeOptions asks for an
 // older one; raw and zstd frames are written as version 1 (unchanged bytes). All versions decode.
 inline constexpr uint8_t kFrameVersion = 4;
-inline constexpr uint8_t kGroupFrameVersion = 5;  // solid groups: many chunks, one stream
-inline constexpr uint8_t kFrameVersionMax = 5;
+inline constexpr uint8_t kGroupFrameVersion = 6;  // solid groups: many chunks, one stream (5 decodes)
+inline constexpr uint8_t kFrameVersionMax = 6;
 inline constexpr uint8_t kFrameVersionMin = 1;
 inline constexpr size_t kFrameHeaderSize = 28;        // raw, zstd
 inline constexpr size_t kNeuralFrameHeaderSize = 44;  // + 16-byte model id

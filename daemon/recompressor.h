@@ -2,7 +2,7 @@
 // a settle delay a worker claims a window of the backlog, orders it so that related bytes sit
 // together (by file name extension, then directory, then file, then offset in the file), cuts it
 // into groups of up to `group_bytes` raw bytes and codes each group as one neural stream (frame
-// version 5: the predictor's state carries across the chunks). The frame is decoded and compared
+// version 6, codec/FORMAT.md 2.9: the predictor's state carries across the chunks). The frame is decoded and compared
 // with the chunks before it counts; the group record is written to a pack and every member is
 // switched over in one index update (ChunkStore::store_group). A group is kept only when it is
 // smaller than its members' records by `margin` (always, when its members were neural or grouped:

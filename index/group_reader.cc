@@ -6,7 +6,7 @@
 
 namespace dzfs {
 
-static int decoders_for(size_t budget) { return int(std::max<size_t>(2, budget / (64u << 20))); }
+static int decoders_for(size_t budget) { return int(std::max<size_t>(2, budget / (96u << 20))); }
 
 GroupReader::GroupReader(PackStore& packs, size_t budget_bytes)
     : packs_(packs),

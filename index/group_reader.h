@@ -2,8 +2,8 @@
 // decoder (codec::FrameReader) that is resumed where it stopped: reading a chunk decodes its
 // group only up to that chunk's end, and a sequential reader decodes each group once. Memory
 // (frames, decoded bytes and the decoders' tables) is bounded by `budget_bytes` for decoded
-// groups (least recently used dropped first) plus at most budget / 64 MiB live decoders (about
-// 60 MiB each for a 4 MiB group): about twice the budget in all.
+// groups (least recently used dropped first) plus at most budget / 96 MiB live decoders (75 to
+// 100 MiB each for a 4 MiB group, codec frame version 6): about twice the budget in all.
 //
 // A group once touched is decoded to its end by background threads (`finish_threads`), a step at
 // a time, so that a restore that reads its members in another order than the stream's finds them
@@ -35,7 +35,7 @@ namespace dzfs {
 
 class GroupReader {
  public:
-  // Live decoders: as many as 64 MiB each fit in the budget (at least 2); finishing threads: one
+  // Live decoders: as many as 96 MiB each fit in the budget (at least 2); finishing threads: one
   // per CPU, at most that many.
   GroupReader(PackStore& packs, size_t budget_bytes);
   ~GroupReader() { stop(); }

@@ -1,11 +1,11 @@
 // Checked-in test vectors: a small model (and its generator seed) and the XXH3-128 of the frames
 // that every implementation (scalar, AVX2, AVX-512 VNNI; any batch size or thread count) must
 // produce, one file per frame version: expected.txt (version 1) and expected_v2.txt (version 2),
-// expected_v3.txt (version 3), all frozen: existing volumes hold such frames, so they are never
-// regenerated; expected_v4.txt (the per-chunk version written now) and expected_v5.txt (solid
-// groups). After an
-// intentional format change, bump the frame version, add a file, and generate it with
-//   DZFS_CODEC_REGEN_VECTORS=1 ./codec_vectors_test   (rewrites the files of versions 4 and 5 only)
+// expected_v3.txt (version 3) and expected_v5.txt (the first solid-group version), all frozen:
+// existing volumes hold such frames, so they are never regenerated; expected_v4.txt (the
+// per-chunk version written now) and expected_v6.txt (solid groups now). After an intentional
+// format change, bump the frame version, add a file, and generate it with
+//   DZFS_CODEC_REGEN_VECTORS=1 ./codec_vectors_test   (rewrites the files of versions 4 and 6 only)
 #include <gtest/gtest.h>
 #include <xxhash.h>
 
@@ -63,6 +63,23 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> vector_inputs(uint8_t 
     for (int i = 0; i < 40; ++i)
       f += "A" + std::string(250 + i % 12, static_cast<char>('a' + i % 26)) + " q,r\tz\nA y q,r\tz\n";
     v.emplace_back("long-fields", std::vector<uint8_t>(f.begin(), f.end()));
+  }
+  if (version >= 6) {
+    // Binary records (little-endian counters, offsets, flags, zero padding) between text: the
+    // kind detector switches to the sparse contexts and back.
+    std::vector<uint8_t> r;
+    uint32_t x = 12345;
+    for (int i = 0; i < 3000; ++i) {
+      x = x * 1103515245u + 12345u;
+      const uint32_t f[4] = {uint32_t(i), 0x400000u + uint32_t(i) * 24u, (x >> 16) & 7u, 0};
+      for (uint32_t w : f)
+        for (int k = 0; k < 4; ++k) r.push_back(uint8_t(w >> (8 * k)));
+      if (i % 500 == 499) {
+        auto t = test::text_bytes(2000, 300 + i);
+        r.insert(r.end(), t.begin(), t.end());
+      }
+    }
+    v.emplace_back("records-60k", r);
   }
   if (version >= 5) {
     // A solid group: chunks of several kinds, long enough (1.2 MiB) that the match table outgrows
@@ -184,6 +201,7 @@ TEST(Vectors, Version2FramesReproduced) { check_version(2); }
 TEST(Vectors, Version3FramesReproduced) { check_version(3); }
 TEST(Vectors, Version4FramesReproduced) { check_version(4); }
 TEST(Vectors, Version5FramesReproduced) { check_version(5); }
+TEST(Vectors, Version6FramesReproduced) { check_version(6); }
 
 TEST(Vectors, DefaultWritesLatestVersion) {
   auto f = encode_frame(CodecId::kNeural, test::text_bytes(3000, 5), nullptr);

@@ -248,8 +248,8 @@ TEST_F(GroupTest, GroupMemoryStaysWithinItsBudget) {
     ASSERT_TRUE(b.ok());
     most = std::max(most, st_->groups.memory());
   }
-  // The budget for decoded groups, plus at most two live decoders (16 MiB / 64 MiB, at least 2)
-  // of 512 KiB groups (about 16 MiB of tables each).
+  // The budget for decoded groups, plus at most two live decoders (16 MiB / 96 MiB, at least 2)
+  // of 512 KiB groups (up to 28 MiB of tables each).
   EXPECT_LE(most, so.group_cache_bytes + (64u << 20));
   EXPECT_LE(st_->groups.memory(), so.group_cache_bytes + (64u << 20));
 }
