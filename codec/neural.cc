@@ -171,7 +171,7 @@ constexpr int kMinMatch = 6;
 // Hashed context kinds. Version 1 uses {kO2, kO3, kO4, kO6, kWord} (FORMAT.md 2.2).
 // Version 2 replaces order 3 by a column context and an order-12 context that skips line feeds
 // (FASTA/FASTQ sequence lines continue across them), and drops the order-0 input.
-enum Ctx : int { kO2, kO3, kO4, kO6, kWord, kCol, kN12, kFld, kW2, kX1, kX2, kX4 };
+enum Ctx : int { kO2, kO3, kO4, kO6, kWord, kCol, kN12, kFld, kW2, kI1, kI2, kX1, kX2, kX4 };
 
 // Per payload version: the hashed contexts and their mixer lanes; kNoO0: no order-0 input.
 template <int V>
@@ -231,17 +231,19 @@ struct Layout<5> {
   static constexpr size_t kTableDiv = 8;
   static constexpr uint32_t kHashCap = 1u << 18, kMatchCap = 1u << 22, kSeqCap = 1u << 18;
 };
-// Version 6 (FORMAT.md 2.9) adds a word-pair context (the previous word and the current one) for
-// text, and three sparse contexts for binaries: bytes 2 and 4 back, bytes 3-4, bytes 5-8. Which
-// of them is live depends on a kind detector over the last 64 bytes (control bytes other than
-// tab, line feed, form feed and return): in text the word pair, in binary data the sparse ones
-// and no nucleotide models, so those never live together share mixer lanes. Measured on 4 MiB
-// groups of the bench corpus against version 5: sources -1.2 %, docs -1.4 %, binaries -10.4 %.
+// Version 6 (FORMAT.md 2.9) adds, for text, a word-pair context (the previous word and the
+// current one) and two indirect contexts (the bytes that followed the last occurrences of the
+// last byte, of the last two), and for binaries three sparse contexts: bytes 2 and 4 back, bytes
+// 3-4, bytes 5-8. Which are live depends on a kind detector over the last 64 bytes (control
+// bytes other than tab, line feed, form feed and return): in binary data the sparse ones and no
+// nucleotide models, else the others, so contexts never live together share mixer lanes.
+// Measured on 4 MiB groups of the bench corpus against version 5: sources -2.3 %, docs -1.8 %,
+// binaries -10.4 %.
 template <>
 struct Layout<6> {
-  static constexpr int kHashed = 11;
-  static constexpr Ctx kKind[kHashed] = {kO2, kO3, kO4, kO6, kWord, kCol, kFld, kW2, kX1, kX2, kX4};
-  static constexpr int kLane[kHashed] = {2, 7, 4, 5, 6, 3, 0, 11, 11, 12, 13};
+  static constexpr int kHashed = 13;
+  static constexpr Ctx kKind[kHashed] = {kO2, kO3, kO4, kO6, kWord, kCol, kFld, kW2, kI1, kI2, kX1, kX2, kX4};
+  static constexpr int kLane[kHashed] = {2, 7, 4, 5, 6, 3, 0, 11, 12, 13, 11, 12, 13};
   static constexpr bool kNoO0 = true;
   static constexpr size_t kTableDiv = 8;
   static constexpr uint32_t kHashCap = 1u << 18, kMatchCap = 1u << 22, kSeqCap = 1u << 18;
@@ -378,7 +380,8 @@ class Predictor {
     if constexpr (V < 6) x.put<11>(256);
     if constexpr (V >= 2) {
       // Inverted-repeat model: predicts the complement of the nucleotide before the earlier
-      // occurrence of the reverse complement of the last kRcK nucleotides.
+      // occurrence of the reverse complement of the last kRcK nucleotides. Version 6: while it
+      // speaks, its lanes replace the indirect contexts' inputs (which still learn).
       rctx_ = -1;
       if (rlen_ > 0 && dna_live()) {
         if (const int ebit = expected_bit(rc_expect_); ebit >= 0) {
@@ -604,6 +607,10 @@ class Predictor {
           pls_ = ls_;  // start of the previous line
           ls_ = static_cast<uint32_t>(pos);  // start of the current line
         }
+      }
+      if constexpr (V >= 6) {  // the bytes that followed the last two occurrences of c2, of c3 c2
+        next1_[c4_ & 0xff] = static_cast<uint16_t>(next1_[c4_ & 0xff] << 8 | c);
+        next2_[c4_ & 0xffff] = static_cast<uint16_t>(next2_[c4_ & 0xffff] << 8 | c);
       }
       c8_ = (c8_ << 8) | (c4_ >> 24);
       c4_ = (c4_ << 8) | c;
@@ -847,7 +854,7 @@ class Predictor {
     if (k == kFld) return fld_live();
     if constexpr (V >= 6) {
       if (k == kX1 || k == kX2 || k == kX4) return bin_cnt_ > kBinLive;
-      if (k == kW2) return bin_cnt_ <= kBinLive;
+      if (k == kW2 || k == kI1 || k == kI2) return bin_cnt_ <= kBinLive;
     }
     return true;
   }
@@ -896,6 +903,8 @@ class Predictor {
       case kX1: if (!ctx_live(k)) return 0; return hash32(c4_ & 0xff00ff00u, 0, 11);
       case kX2: if (!ctx_live(k)) return 0; return hash32(c4_ & 0xffff0000u, 0, 12);
       case kX4: if (!ctx_live(k)) return 0; return hash32(c8_, 0, 14);
+      case kI1: if (!ctx_live(k)) return 0; return hash32(c1_ | uint32_t{next1_[c1_]} << 8, 0, 15);
+      case kI2: if (!ctx_live(k)) return 0; return hash32(c4_ & 0xffff, next2_[c4_ & 0xffff], 16);
       case kN12: return hash32(n4_, hash32(n8_, n12_, 40), 40);
       case kCol: {  // the byte above (same column, previous line), the column and the last byte
         const uint32_t col = static_cast<uint32_t>(pos) - ls_;
@@ -959,6 +968,10 @@ class Predictor {
   bool nact_ = false;
   int nctx_ = -1;
   uint8_t live_[kHashed] = {};
+  // Version 6, indirect contexts: per byte (and per pair of bytes), the two bytes that followed
+  // its last two occurrences, the later one low.
+  std::vector<uint16_t> next1_ = std::vector<uint16_t>(V >= 6 ? 256 : 0);
+  std::vector<uint16_t> next2_ = std::vector<uint16_t>(V >= 6 ? 65536 : 0);
   uint64_t bin_hist_ = 0;  // version 6: which of the last 64 bytes were control bytes
   uint32_t bin_cnt_ = 0;
   static constexpr uint32_t kBinLive = 1;

@@ -46,7 +46,7 @@ const std::map<std::string, std::string> kHelp = {
               "  Mount a volume. -f stays in the foreground, -d also prints FUSE debug output.\n"
               "  Options: allow_other, ro, commit_secs=N (5), cache_mb=N (256), dirty_mb=N (64),\n"
               "  threads=N (16), gc_secs=N (300, 0 = off), workers=N (CPUs-1), settle_secs=N (10),\n"
-              "  group_kb=N (the volume's: raw KiB of a solid group), group_cache_mb=N (384: groups being\n"
+              "  group_kb=N (the volume's: raw KiB of a solid group), group_cache_mb=N (448: groups being\n"
               "  decoded), codec=auto|zstd (auto), writeback=0|1 (1), gpu=auto|on|off (auto; this build has no GPU\n"
               "  backend, so on fails), autotrain_mb=N (0 = off: train a volume model after N MiB of new\n"
               "  data, see dzfs help train), and the usual kernel mount flags."},

@@ -12,7 +12,7 @@ struct MountOptions {
   bool foreground = false, debug = false;
   int commit_secs = 5;      // batched index commits
   size_t cache_mb = 256;    // decoded-chunk cache
-  size_t group_cache_mb = 384;  // solid groups being decoded (decoders and their bytes)
+  size_t group_cache_mb = 448;  // solid groups being decoded (decoders and their bytes)
   size_t group_kb = 0;      // raw KiB of a new group; 0 = the volume's (dzfs.conf group_kb)
   size_t dirty_mb = 64;     // per-file write buffer before forced chunking
   bool writeback = true;    // kernel writeback cache

@@ -274,6 +274,9 @@ Status Volume::readlink(uint64_t ino, std::string& out) {
 // ---- names -------------------------------------------------------------------------------
 
 Status Volume::child_locked(uint64_t parent, std::string_view name, uint64_t& ino) {
+  // A name no entry can have is ENAMETOOLONG, as on ext4, for every operation that looks one up
+  // (not ENOENT, which the kernel would also cache as a negative entry).
+  if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name too long");
   Stmt s = store_.index.db->prepare("SELECT ino FROM dirents WHERE parent = ? AND name = ?");
   s.bind(1, parent).bind_blob(2, name);
   if (s.step()) {

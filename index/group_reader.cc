@@ -6,7 +6,7 @@
 
 namespace dzfs {
 
-static int decoders_for(size_t budget) { return int(std::max<size_t>(2, budget / (96u << 20))); }
+static int decoders_for(size_t budget) { return int(std::max<size_t>(2, budget / (112u << 20))); }
 
 GroupReader::GroupReader(PackStore& packs, size_t budget_bytes)
     : packs_(packs),
@@ -51,11 +51,15 @@ Result<std::string> GroupReader::read(int64_t gid, const PackLocation& loc, uint
                                       const ChunkHash& want) {
   std::shared_ptr<Entry> e = entry_for(gid);
   std::string out;
-  bool opened = false, more = false;
+  bool first_read = false, more = false;
   {
     std::lock_guard<std::mutex> g(e->mu);
+    // The next group is read ahead when a reader first reads this one, whoever opened it (a
+    // group opened by read-ahead passes the read-ahead on, so a sequential restore keeps one
+    // group decoding ahead of the reader).
+    first_read = !e->read;
+    e->read = true;
     if (!e->frame) {
-      opened = true;
       Status s = open_entry(*e, loc);
       if (!s.ok()) {
         forget(gid);
@@ -79,7 +83,7 @@ Result<std::string> GroupReader::read(int64_t gid, const PackLocation& loc, uint
     more = e->decoding;
   }
   if (more) finish_later(gid, false);
-  if (opened) finish_later(gid + 1, true);
+  if (first_read) finish_later(gid + 1, true);
   account(gid);
   return out;
 }
@@ -167,6 +171,7 @@ bool GroupReader::open_ahead(int64_t gid) {
   }
   e->mem = e->frame->memory();
   e->decoding = true;
+  ++ahead_opens_;
   return true;
 }
 

@@ -2,8 +2,8 @@
 // decoder (codec::FrameReader) that is resumed where it stopped: reading a chunk decodes its
 // group only up to that chunk's end, and a sequential reader decodes each group once. Memory
 // (frames, decoded bytes and the decoders' tables) is bounded by `budget_bytes` for decoded
-// groups (least recently used dropped first) plus at most budget / 96 MiB live decoders (75 to
-// 100 MiB each for a 4 MiB group, codec frame version 6): about twice the budget in all.
+// groups (least recently used dropped first) plus at most budget / 112 MiB live decoders (90 to
+// 115 MiB each for a 4 MiB group, codec frame version 6): about twice the budget in all.
 //
 // A group once touched is decoded to its end by background threads (`finish_threads`), a step at
 // a time, so that a restore that reads its members in another order than the stream's finds them
@@ -35,7 +35,7 @@ namespace dzfs {
 
 class GroupReader {
  public:
-  // Live decoders: as many as 96 MiB each fit in the budget (at least 2); finishing threads: one
+  // Live decoders: as many as 112 MiB each fit in the budget (at least 2); finishing threads: one
   // per CPU, at most that many.
   GroupReader(PackStore& packs, size_t budget_bytes);
   ~GroupReader() { stop(); }
@@ -43,7 +43,7 @@ class GroupReader {
   // Where the models for decoding come from (the store's ModelRegistry).
   void set_models(std::function<codec::ModelSet()> models) { models_ = std::move(models); }
   // Where a group's record lies (the index's groups row), for read-ahead: a group a reader
-  // opens has the next group by id (made just after it, so usually what a restore reads next)
+  // first reads (whoever opened it) has the next group by id (made just after it, so usually what a restore reads next)
   // decoded in the background too. Called with no lock of this class held.
   void set_locator(std::function<Result<PackLocation>(int64_t gid)> locate) { locate_ = std::move(locate); }
 
@@ -52,8 +52,10 @@ class GroupReader {
   Result<std::string> read(int64_t gid, const PackLocation& loc, uint64_t off, uint32_t len, const ChunkHash& want);
   void forget(int64_t gid);
   size_t memory() const;
+  uint64_t read_ahead_opens() const { return ahead_opens_.load(); }  // groups read-ahead opened
 
  private:
+  std::atomic<uint64_t> ahead_opens_{0};
   struct Entry {
     std::mutex mu;  // one decoder, one thread at a time
     std::unique_ptr<codec::FrameReader> frame;
@@ -61,6 +63,7 @@ class GroupReader {
     std::vector<uint64_t> offsets;
     std::atomic<size_t> mem{0};  // what it holds (frame, decoded bytes, decoder tables)
     std::atomic<bool> decoding{false};  // a decoder with its tables is live (not yet at the end)
+    bool read = false;  // a reader has read from it (under mu): its successor is then read ahead
   };
   Status open_entry(Entry& e, const PackLocation& loc);
   std::shared_ptr<Entry> entry_for(int64_t gid);

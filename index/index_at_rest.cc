@@ -1,12 +1,16 @@
 // The index at rest: see index_at_rest.h.
 #include "index/index_at_rest.h"
 
+#include "index/index_dump.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
 #include <cerrno>
+#include <span>
+#include <string_view>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -111,6 +115,66 @@ Status inflate_file(int in, int out, const std::string& src, const std::string& 
   return Status::Ok();
 }
 
+Result<std::string> read_all(const std::string& path) {
+  Fd in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (in.fd < 0) return sys_error("cannot open", path);
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t r = ::read(in.fd, buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return sys_error("cannot read", path);
+    if (r == 0) return out;
+    out.append(buf, size_t(r));
+  }
+}
+
+bool is_dump(const std::string& path) {
+  Fd in{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  char b[sizeof index_dump::kMagic] = {};
+  return in.fd >= 0 && ::read(in.fd, b, sizeof b) == ssize_t(sizeof b) && memcmp(b, index_dump::kMagic, sizeof b) == 0;
+}
+
+// An inflated index at `inflated` that is a dump becomes a database file at `out`; a database
+// file is renamed there.
+Status to_database(const std::string& inflated, const std::string& out) {
+  if (!is_dump(inflated)) {
+    if (::rename(inflated.c_str(), out.c_str()) != 0) return sys_error("cannot rename", inflated);
+    return Status::Ok();
+  }
+  auto d = read_all(inflated);
+  if (!d.ok()) return d.status();
+  ::unlink(inflated.c_str());
+  return index_dump::restore(std::span(reinterpret_cast<const uint8_t*>(d->data()), d->size()), out);
+}
+
+// The logical form of index.db, checked by restoring it and dumping the result again: a bug in
+// either direction is found here, while index.db still exists, not at the next mount.
+Result<std::string> verified_dump(const std::string& dir) {
+  const std::string db = dir + "/index.db", check = dir + "/index.db.check.tmp";
+  auto d = index_dump::dump(db);
+  if (!d.ok()) return d.status();
+  Status s = index_dump::restore(std::span(reinterpret_cast<const uint8_t*>(d->data()), d->size()), check);
+  if (!s.ok()) return Status::Error(s.code(), "the index dump does not restore: " + s.message());
+  auto again = index_dump::dump(check);
+  ::unlink(check.c_str());
+  ::unlink((check + "-journal").c_str());
+  if (!again.ok()) return again.status();
+  if (*again != *d) return Status::Error(EIO, "the index dump does not restore to the same rows");
+  return d;
+}
+
+Status compress_bytes(const std::string& src, int out, const std::string& dst) {
+  std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> c(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  if (!c) return Status::Error(ENOMEM, "cannot compress the index: out of memory");
+  ZSTD_CCtx_setParameter(c.get(), ZSTD_c_compressionLevel, level_for(src.size()));
+  ZSTD_CCtx_setParameter(c.get(), ZSTD_c_checksumFlag, 1);
+  std::string z(ZSTD_compressBound(src.size()), '\0');
+  const size_t n = ZSTD_compress2(c.get(), z.data(), z.size(), src.data(), src.size());
+  if (ZSTD_isError(n)) return Status::Error(EIO, std::string("cannot compress the index: ") + ZSTD_getErrorName(n));
+  return write_all(out, z.data(), n, dst);
+}
+
 // Inflates DIR/index.db.zst into an open file descriptor.
 Status inflate_into(const std::string& dir, int out, const std::string& dst) {
   const std::string src = dir + "/" + kPackedName;
@@ -131,7 +195,7 @@ Status unpack(const std::string& dir) {
     Fd out{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
     if (out.fd < 0) return sys_error("cannot create", tmp);
     Status s = inflate_into(dir, out.fd, tmp);
-    if (s.ok() && ::rename(tmp.c_str(), db.c_str()) != 0) s = sys_error("cannot rename", tmp);
+    if (s.ok()) s = to_database(tmp, db);
     if (!s.ok()) {
       ::unlink(tmp.c_str());
       return s;
@@ -143,7 +207,7 @@ Status unpack(const std::string& dir) {
   return Status::Ok();
 }
 
-Status pack(const std::string& dir) {
+Status pack(const std::string& dir, uint64_t logical_max) {
   const std::string db = dir + "/index.db", packed = dir + "/" + kPackedName, tmp = packed + ".tmp";
   // A WAL or journal beside index.db means it was not closed cleanly: it stays as it is.
   for (const char* side : {"-wal", "-journal"}) {
@@ -155,11 +219,14 @@ Status pack(const std::string& dir) {
   if (in.fd < 0) return sys_error("cannot open", db);
   struct stat s {};
   if (fstat(in.fd, &s) != 0) return sys_error("cannot stat", db);
+  Result<std::string> logical = std::string();
+  if (uint64_t(s.st_size) <= logical_max) logical = verified_dump(dir);
+  if (!logical.ok()) return logical.status();
   Status r;
   {
     Fd out{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
     if (out.fd < 0) return sys_error("cannot create", tmp);
-    r = compress_file(in.fd, out.fd, uint64_t(s.st_size), db, tmp);
+    r = logical->empty() ? compress_file(in.fd, out.fd, uint64_t(s.st_size), db, tmp) : compress_bytes(*logical, out.fd, tmp);
     if (r.ok() && fsync(out.fd) != 0) r = sys_error("cannot sync", tmp);
   }
   if (r.ok() && ::rename(tmp.c_str(), packed.c_str()) != 0) r = sys_error("cannot rename", tmp);
@@ -182,12 +249,12 @@ Result<std::string> readable_path(const std::string& dir, std::string* temp) {
   Fd out{mkostemp(path.data(), O_CLOEXEC)};
   if (out.fd < 0) return sys_error("cannot create a temporary copy of the index in", path);
   Status s = inflate_into(dir, out.fd, path);
-  if (!s.ok()) {
-    ::unlink(path.c_str());
-    return s;
-  }
-  *temp = path;
-  return path;
+  const std::string restored = path + ".db";
+  if (s.ok()) s = to_database(path, restored);
+  ::unlink(path.c_str());
+  if (!s.ok()) return s;
+  *temp = restored;
+  return restored;
 }
 
 }  // namespace dzfs::index_at_rest

@@ -20,7 +20,7 @@ class ModelRegistry;
 struct StoreOptions {
   bool readonly = false;   // tools that only read (stats) and may run beside a mount
   size_t cache_bytes = 256u << 20;
-  size_t group_cache_bytes = 384u << 20;  // decoders and decoded bytes of solid groups
+  size_t group_cache_bytes = 448u << 20;  // decoders and decoded bytes of solid groups
 };
 
 class Store {

@@ -89,7 +89,7 @@ run_one() {  # BIN LABEL CLASS GROUP_KB(or -)
   local store idx packs models per_worker
   models=$(du -sb "$STORE/models" | cut -f1)
   store=$(( $(du -sb "$STORE" | cut -f1) - models ))
-  idx=$(du -sb "$STORE/index.db" | cut -f1)
+  idx=$(cat "$STORE"/index.db* 2>/dev/null | wc -c)  # index.db.zst at rest (index.db after a crash)
   packs=$(du -sb "$STORE/packs" | cut -f1)
   per_worker=$("$BIN" stats "$STORE" --json | python3 -c 'import json,sys; o=json.load(sys.stdin); b=o.get("recompress_raw_bytes",0); ns=o.get("recompress_busy_ns",0); print("%.2f" % (b/ns*1e3) if ns else "-")')
   "$BIN" mount "$STORE" "$MNT" -o ro

@@ -242,6 +242,42 @@ def rename_semantics(d):
     STATE["rename"] = {"ren_b": "content A\n", "ren_d2_empty": os.listdir(d2) == []}
 
 
+@check(1)
+def long_names_looked_up(d):
+    """A name longer than 255 bytes that is looked up (not created) is ENAMETOOLONG, as on ext4,
+    for every call that resolves it, and never a (cached) ENOENT."""
+    f = os.path.join(d, "ln_target")
+    wfile(f, b"x")
+    bad = []
+    for n in (256, 1000, 4000):
+        p = os.path.join(d, "q" * n)
+        calls = [
+            ("stat", os.stat, p), ("lstat", os.lstat, p), ("open", os.open, p, os.O_RDONLY),
+            ("chmod", os.chmod, p, 0o600), ("chown", os.chown, p, 0, 0), ("lchown", os.lchown, p, 0, 0),
+            ("truncate", os.truncate, p, 0), ("rmdir", os.rmdir, p), ("unlink", os.unlink, p),
+            ("link source", os.link, p, os.path.join(d, "ln_dst")), ("rename source", os.rename, p, os.path.join(d, "rn_dst")),
+            ("utime", os.utime, p), ("readlink", os.readlink, p), ("listxattr", os.listxattr, p),
+            ("access", os.access, p, os.R_OK), ("lookup below", os.stat, os.path.join(p, "x")),
+        ]
+        for call in calls:
+            what, fn, args = call[0], call[1], call[2:]
+            try:
+                r = fn(*args)
+                if what == "access" and r is False:  # access() returns False, errno is not visible
+                    continue
+                bad.append("%s(%d-byte name) succeeded" % (what, n))
+            except OSError as e:
+                if e.errno != errno.ENAMETOOLONG:
+                    bad.append("%s(%d-byte name): %s" % (what, n, errname(e.errno)))
+    # A second stat after the first: a cached negative entry would answer ENOENT now.
+    try:
+        os.stat(os.path.join(d, "q" * 300))
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            bad.append("second stat of a 300-byte name: %s" % errname(e.errno))
+    ensure(not bad, "; ".join(bad))
+
+
 @check(2)
 def rename_after_remount(d):
     eq(rfile(os.path.join(d, "ren_b")).decode(), STATE["rename"]["ren_b"], "ren_b content after remount")

@@ -248,10 +248,38 @@ TEST_F(GroupTest, GroupMemoryStaysWithinItsBudget) {
     ASSERT_TRUE(b.ok());
     most = std::max(most, st_->groups.memory());
   }
-  // The budget for decoded groups, plus at most two live decoders (16 MiB / 96 MiB, at least 2)
-  // of 512 KiB groups (up to 28 MiB of tables each).
+  // The budget for decoded groups, plus at most two live decoders (16 MiB / 112 MiB, at least 2)
+  // of 512 KiB groups (up to 32 MiB of tables each).
   EXPECT_LE(most, so.group_cache_bytes + (64u << 20));
   EXPECT_LE(st_->groups.memory(), so.group_cache_bytes + (64u << 20));
+}
+
+// A sequential reader keeps one group decoding ahead of it: the first read of every group, also
+// of one that read-ahead opened, reads the next group ahead (before, only every other group).
+TEST_F(GroupTest, SequentialReadsKeepAGroupDecodingAhead) {
+  auto chunks = put_chunks(*st_, 30, 9);
+  drain(*st_, 512 << 10);
+  const auto firsts = sql_rows(*st_, "SELECT id FROM chunks WHERE grp IS NOT NULL AND grp_off = 0 ORDER BY grp");
+  ASSERT_GE(firsts.size(), 5u);
+  st_ = reopen(st_, dir_);
+  auto bytes_of = [&](int64_t id) {
+    for (auto& c : chunks)
+      if (c.id == id) return c.bytes;
+    return std::string();
+  };
+  for (size_t g = 0; g + 1 < firsts.size(); ++g) {
+    const int64_t id = firsts[g][0];
+    auto b = st_->chunks.get(id);
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    EXPECT_TRUE(**b == bytes_of(id));
+    // Group g + 1 is opened by read-ahead before the reader gets to it.
+    bool ahead = false;
+    for (int i = 0; i < 2000 && !ahead; ++i) {
+      ahead = st_->groups.read_ahead_opens() >= g + 1;
+      if (!ahead) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(ahead) << "group " << g + 2 << " was not read ahead after the first read of group " << g + 1;
+  }
 }
 
 TEST_F(GroupTest, GcRegroupsMostlyDeadGroupsAndReclaimsTheirRecords) {

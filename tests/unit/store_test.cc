@@ -6,13 +6,16 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include <fstream>
+#include <random>
 #include <string>
 
 #include "fs/volume.h"
 #include "index/fsck.h"
 #include "index/index_at_rest.h"
+#include "index/index_dump.h"
 #include "index/schema.h"
 #include "index/sqlite_db.h"
 #include "index/store_config.h"
@@ -325,6 +328,95 @@ TEST(StoreTest, DamagedPackedIndexIsRefused) {
   }
   write_file(zst, good);
   EXPECT_TRUE(test::open_store(dir));
+}
+
+// The logical form of the index (index_dump.h): every table, rowid, WITHOUT ROWID table, type,
+// AUTOINCREMENT counter (ids of deleted rows are never handed out again) and index comes back;
+// an index packed as its pages (over the logical limit) as well.
+TEST(StoreTest, IndexDumpRestoresEveryRowAndCounter) {
+  test::TempDir tmp;
+  for (uint64_t logical_max : {index_at_rest::kLogicalMax, uint64_t{0}}) {
+    const std::string dir = tmp.path() + "/v" + std::to_string(logical_max);
+    const std::string d = test::random_bytes(70000, 4);
+    int64_t last = 0;
+    {
+      auto st = test::make_store(dir);
+      ASSERT_TRUE(st);
+      test::sql_exec(*st, "CREATE TABLE kinds(a INTEGER, b REAL, c TEXT, e BLOB, f)");
+      test::sql_exec(*st, "INSERT INTO kinds VALUES (-9223372036854775807 - 1, 2.5, 'text', x'00ff', NULL), "
+                          "(9223372036854775807, -0.0, '', x'', 7), (0, 1e300, 'quote\"d', randomblob(3000), 'x')");
+      test::sql_exec(*st, "CREATE TABLE \"odd \"\"name\"(k TEXT PRIMARY KEY, v INT) WITHOUT ROWID");
+      test::sql_exec(*st, "INSERT INTO \"odd \"\"name\" VALUES ('b', 2), ('a', 1)");
+      test::sql_exec(*st, "CREATE INDEX kinds_by_c ON kinds(c)");
+      test::sql_exec(*st, "DELETE FROM kinds WHERE a = 0");
+      for (int i = 0; i < 3; ++i) {
+        std::string b = d + std::to_string(i);
+        auto id = st->chunks.put(reinterpret_cast<const uint8_t*>(b.data()), b.size());
+        ASSERT_TRUE(id.ok());
+        last = *id;
+      }
+      ASSERT_TRUE(st->commit().ok());
+      test::sql_exec(*st, "DELETE FROM chunks WHERE id = " + std::to_string(last));
+      ASSERT_TRUE(st->commit().ok());
+    }
+    // Packed again, with the limit under test (the close above packed with the default).
+    ASSERT_TRUE(index_at_rest::unpack(dir).ok());
+    const std::string before = index_dump::dump(dir + "/index.db").value();
+    ASSERT_TRUE(index_at_rest::pack(dir, logical_max).ok());
+    const std::string zst = read_file(dir + "/index.db.zst");
+    ASSERT_TRUE(index_at_rest::unpack(dir).ok());
+    EXPECT_EQ(index_dump::dump(dir + "/index.db").value(), before) << "limit " << logical_max;
+    auto st = test::open_store(dir);
+    ASSERT_TRUE(st);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM kinds"), 2);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM kinds WHERE a = 9223372036854775807 AND f = 7 AND c = ''"), 1);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM kinds WHERE typeof(e) = 'blob' AND b = 2.5"), 1);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT v FROM \"odd \"\"name\" WHERE k = 'b'"), 2);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'kinds_by_c'"), 1);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM chunks"), 2);
+    auto next = st->chunks.put(reinterpret_cast<const uint8_t*>("fresh chunk"), 11);
+    ASSERT_TRUE(next.ok());
+    EXPECT_GT(*next, last) << "a deleted chunk id was handed out again";
+    EXPECT_EQ(test::sql_i64(*st, "PRAGMA page_size"), 1024);
+    EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"), 1);
+    // Which form was packed: the pages of index.db over the limit, else the logical form.
+    std::string head(64, '\0');
+    ZSTD_DStream* ds = ZSTD_createDStream();
+    ZSTD_inBuffer in{zst.data(), zst.size(), 0};
+    ZSTD_outBuffer out{head.data(), head.size(), 0};
+    ZSTD_decompressStream(ds, &out, &in);
+    ZSTD_freeDStream(ds);
+    if (logical_max == 0) EXPECT_EQ(head.substr(0, 15), "SQLite format 3");
+    else EXPECT_EQ(head.substr(0, 8), std::string(index_dump::kMagic, 8));
+  }
+}
+
+// A damaged logical index is an error, never a crash or a database with made-up rows: every
+// truncation, and flipped bytes (the zstd checksum catches those in a store; restore itself
+// must survive them too).
+TEST(StoreTest, DamagedIndexDumpIsAnError) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  { ASSERT_TRUE(test::make_store(dir)); }
+  ASSERT_TRUE(index_at_rest::unpack(dir).ok());
+  const std::string good = index_dump::dump(dir + "/index.db").value();
+  auto restore = [&](const std::string& d) {
+    return index_dump::restore(std::span(reinterpret_cast<const uint8_t*>(d.data()), d.size()), tmp.path() + "/out.db");
+  };
+  ASSERT_TRUE(restore(good).ok());
+  for (size_t n = 0; n < good.size(); n += std::max<size_t>(1, good.size() / 97)) {
+    Status s = restore(good.substr(0, n));
+    EXPECT_FALSE(s.ok()) << "a dump cut at " << n << " of " << good.size() << " bytes restored";
+    EXPECT_EQ(s.code(), EIO);
+    EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/out.db")) << "left behind after a failed restore";
+  }
+  EXPECT_FALSE(restore(good + "x").ok()) << "trailing bytes";
+  std::mt19937 rng(3);
+  for (int i = 0; i < 300; ++i) {
+    std::string bad = good;
+    bad[rng() % bad.size()] ^= char(1 + rng() % 255);
+    (void)restore(bad);  // may fail or restore; must not crash or hang
+  }
 }
 
 TEST(SqliteDbTest, StatementsErrorsAndFullDatabase) {
