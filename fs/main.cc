@@ -461,7 +461,7 @@ int main(int argc, char** argv) {
   std::string cmd = args[0];
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "help" || cmd == "--help" || cmd == "-h") return cmd_help(rest);
-  if (cmd == "--version" || cmd == "-V") return printf("dzfs 0.1.0 (volume format 1)\n"), 0;
+  if (cmd == "--version" || cmd == "-V") return printf("dzfs 0.1.0 (volume format 2)\n"), 0;
   if (std::find(rest.begin(), rest.end(), "--help") != rest.end() && kHelp.count(cmd)) return cmd_help({cmd});
   if (cmd == "mkfs") return cmd_mkfs(rest);
   if (cmd == "mount") return cmd_mount(rest);

@@ -189,15 +189,21 @@ Status inflate_into(const std::string& dir, int out, const std::string& dst) {
 
 Status unpack(const std::string& dir) {
   const std::string db = dir + "/index.db", packed = dir + "/" + kPackedName;
+  // Temporaries of a pack or unpack that a crash interrupted (the caller holds the store's lock).
+  for (const char* t : {"/index.db.tmp", "/index.db.restore.tmp", "/index.db.check.tmp", "/index.db.check.tmp-journal",
+                        "/index.db.zst.tmp"})
+    ::unlink((dir + t).c_str());
   if (!exists(packed)) return Status::Ok();
   if (!exists(db)) {
-    const std::string tmp = db + ".tmp";
+    const std::string tmp = db + ".tmp", restored = db + ".restore.tmp";
     Fd out{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)};
     if (out.fd < 0) return sys_error("cannot create", tmp);
     Status s = inflate_into(dir, out.fd, tmp);
-    if (s.ok()) s = to_database(tmp, db);
+    if (s.ok()) s = to_database(tmp, restored);  // complete and synced before it gets the name
+    if (s.ok() && ::rename(restored.c_str(), db.c_str()) != 0) s = sys_error("cannot rename", restored);
     if (!s.ok()) {
       ::unlink(tmp.c_str());
+      ::unlink(restored.c_str());
       return s;
     }
     fsync_dir(dir);

@@ -10,9 +10,10 @@
 //   pack   (a clean close of a writable store): journal_mode=DELETE (the WAL is folded in), close,
 //          write index.db.zst.tmp, fsync, rename it to index.db.zst, fsync the directory, then
 //          unlink index.db. A crash before the unlink leaves both, equal.
-//   unpack (a writable open): write index.db.tmp from index.db.zst, fsync, rename it to
-//          index.db, fsync the directory, then unlink index.db.zst. If index.db exists already,
-//          the .zst is stale and only removed.
+//   unpack (a writable open): inflate index.db.zst into index.db.tmp, build the database from it
+//          in index.db.restore.tmp (or take it as it is, for the page form), fsync, rename that
+//          to index.db, fsync the directory, then unlink index.db.zst. If index.db exists
+//          already, the .zst is stale and only removed. Temporaries a crash left are removed.
 // A read-only open never writes the store: it inflates index.db.zst into a private temporary
 // file (TMPDIR), opens that and unlinks it at once.
 #pragma once

@@ -158,6 +158,10 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
       st->packs.set_reserve_bytes(std::clamp<uint64_t>(total / 50, 4u << 20, 256u << 20));
     }
   }
+  if (!opts.readonly && st->cfg.format_version < kFormatVersion) {  // before anything packs the index
+    st->cfg.format_version = kFormatVersion;
+    DZ_RETURN_IF_ERROR(st->cfg.save(dir));
+  }
   std::string temp;  // a read-only open of a packed index reads an inflated temporary copy
   Result<std::string> path = dir + "/index.db";
   if (opts.readonly) path = index_at_rest::readable_path(dir, &temp);

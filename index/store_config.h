@@ -8,7 +8,10 @@
 
 namespace dzfs {
 
-constexpr int kFormatVersion = 1;
+// Volume format 2: the index may be at rest as index.db.zst (index_at_rest.h), which a dzfs of
+// format 1 would not see (it would make an empty index.db), so it must refuse such a volume.
+// A format-1 volume is upgraded when opened for writing (only dzfs.conf changes).
+constexpr int kFormatVersion = 2;
 
 struct StoreConfig {
   int format_version = kFormatVersion;

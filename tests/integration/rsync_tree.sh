@@ -85,7 +85,7 @@ rm -f "$MNT/sparse_copy"
 
 # The store layout of the contract.
 dz_umount "$MNT" "$STORE"
-grep -Eq '^[[:space:]]*format_version[[:space:]]*=[[:space:]]*1[[:space:]]*$' "$STORE/dzfs.conf" || fail "$STORE/dzfs.conf lacks 'format_version = 1': $(cat "$STORE/dzfs.conf")"
+grep -Eq '^[[:space:]]*format_version[[:space:]]*=[[:space:]]*2[[:space:]]*$' "$STORE/dzfs.conf" || fail "$STORE/dzfs.conf lacks 'format_version = 2': $(cat "$STORE/dzfs.conf")"
 [ -f "$STORE/index.db.zst" ] || fail "no $STORE/index.db.zst (the index packed at rest)"
 [ -d "$STORE/models" ] || fail "no $STORE/models/"
 packs=("$STORE"/packs/*.pack)

@@ -175,7 +175,7 @@ TEST(StoreTest, NewerVersionsAreRefused) {
   ASSERT_TRUE(Store::mkfs(dir, {}).ok());
   const std::string conf = read_file(dir + "/dzfs.conf");
   std::string newer = conf;
-  newer.replace(newer.find("format_version = 1"), 18, "format_version = 2");
+  newer.replace(newer.find("format_version = 2"), 18, "format_version = 3");
   write_file(dir + "/dzfs.conf", newer);
   auto st = Store::open(dir, {});
   ASSERT_FALSE(st.ok());
@@ -189,6 +189,30 @@ TEST(StoreTest, NewerVersionsAreRefused) {
   auto st2 = Store::open(dir, {});
   ASSERT_FALSE(st2.ok());
   EXPECT_EQ(st2.status().code(), EPROTO);
+}
+
+// A volume of format 1 (written before the index was packed at rest: a plain index.db) reads
+// as it is, read-only without a change, and becomes format 2 when opened for writing.
+TEST(StoreTest, FormatOneVolumeIsUpgraded) {
+  test::TempDir tmp;
+  const std::string dir = tmp.path() + "/v";
+  ASSERT_TRUE(Store::mkfs(dir, {}).ok());
+  ASSERT_TRUE(index_at_rest::unpack(dir).ok());
+  std::string conf = read_file(dir + "/dzfs.conf");
+  conf.replace(conf.find("format_version = 2"), 18, "format_version = 1");
+  write_file(dir + "/dzfs.conf", conf);
+  {
+    StoreOptions ro;
+    ro.readonly = true;
+    auto r = test::open_store(dir, ro);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->cfg.format_version, 1);
+  }
+  EXPECT_NE(read_file(dir + "/dzfs.conf").find("format_version = 1"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/index.db"));
+  { EXPECT_TRUE(test::open_store(dir)); }
+  EXPECT_NE(read_file(dir + "/dzfs.conf").find("format_version = 2"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(dir + "/index.db.zst"));
 }
 
 // New indexes use 1 KiB pages; vacuum (dzfs gc's last step) gives back what deletions freed,
@@ -276,16 +300,18 @@ TEST(StoreTest, IndexAtRestCrashPoints) {
   const std::string db = dir + "/index.db", zst = dir + "/index.db.zst";
   // Crash mid-pack: a partial temporary beside the packed index of the previous close.
   write_file(zst + ".tmp", "partial");
-  // Crash mid-unpack: a partial index.db.tmp.
+  // Crash mid-unpack: a partial index.db.tmp, a half-built database; crash mid-check of a pack.
   write_file(db + ".tmp", "partial");
+  write_file(db + ".restore.tmp", "partial");
+  write_file(db + ".check.tmp", "partial");
   {
     auto st = test::open_store(dir);
     ASSERT_TRUE(st);
     EXPECT_EQ(test::sql_i64(*st, "SELECT COUNT(*) FROM filler"), 1);
     test::sql_exec(*st, "INSERT INTO filler VALUES (2)");
   }
-  EXPECT_FALSE(fs::exists(db + ".tmp"));
-  EXPECT_FALSE(fs::exists(zst + ".tmp"));
+  for (const std::string& t : {db + ".tmp", db + ".restore.tmp", db + ".check.tmp", zst + ".tmp"})
+    EXPECT_FALSE(fs::exists(t)) << t << " left behind";
   // Crash after the rename of a pack, before index.db was unlinked; then the newer index.db
   // gains a row while a stale .zst of the older state is still there.
   const std::string stale = read_file(zst);
