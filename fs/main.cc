@@ -45,7 +45,8 @@ const std::map<std::string, std::string> kHelp = {
               "dzfs STORE MOUNTPOINT [-o opt,...]      (the form mount.fuse3 and fstab use)\n"
               "  Mount a volume. -f stays in the foreground, -d also prints FUSE debug output.\n"
               "  Options: allow_other, ro, commit_secs=N (5), cache_mb=N (256), dirty_mb=N (64),\n"
-              "  threads=N (16), gc_secs=N (300, 0 = off), workers=N (CPUs-1), settle_secs=N (10),\n"
+              "  threads=N (16), gc_secs=N (300, 0 = off), gc_garbage_mb=N (64: a gc pass once that much is\n"
+              "  garbage), workers=N (CPUs-1), settle_secs=N (10),\n"
               "  group_kb=N (the volume's: raw KiB of a solid group), group_cache_mb=N (448: groups being\n"
               "  decoded), codec=auto|zstd (auto), writeback=0|1 (1), gpu=auto|on|off (auto; this build has no GPU\n"
               "  backend, so on fails), autotrain_mb=N (0 = off: train a volume model after N MiB of new\n"
@@ -196,8 +197,8 @@ int cmd_stats(const std::vector<std::string>& a) {
   return 0;
 }
 
-Result<std::unique_ptr<Store>> open_exclusive(const std::string& dir) {
-  auto st = Store::open(dir, StoreOptions{});
+Result<std::unique_ptr<Store>> open_exclusive(const std::string& dir, StoreOptions so = {}) {
+  auto st = Store::open(dir, so);
   if (!st.ok() && st.status().code() == EBUSY)
     return Status::Error(EBUSY, dir + " is mounted or in use; unmount it first (dzfs umount MOUNTPOINT)");
   return st;
@@ -374,7 +375,9 @@ int cmd_fsck(const std::vector<std::string>& a) {
     else return usage_error(kHelp.at("fsck"));
   }
   if (dir.empty()) return usage_error(kHelp.at("fsck"));
-  auto st = open_exclusive(dir);
+  StoreOptions so;
+  so.pack_index = repair;  // a check changes nothing: an unpacked index stays as it is
+  auto st = open_exclusive(dir, so);
   if (!st.ok()) return failed(st.status());
   Progress bar("fsck: verifying chunks");
   fo.progress = [&](uint64_t d, uint64_t t) { bar.update(d, t); };

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <memory>
@@ -130,8 +132,20 @@ static int serve(const MountOptions& o, int report_fd) {
     PeriodicTask inbox("model inbox and autotrain", [&] { return trainer.tick(); }, 2);
     std::set<int64_t> garbage_seen;  // two-phase deletion: see GcOptions::previous_garbage
     std::unique_ptr<PeriodicTask> gc;
+    // A pass every gc_secs, and as soon as gc_garbage_mb of garbage has piled up (a churning
+    // workload would otherwise fill the disk between passes); checked every 2 s. A chunk is
+    // deleted at the second pass that sees it garbage, so a trigger leads to two passes.
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point last_pass = Clock::now();
     if (o.gc_secs > 0)
       gc = std::make_unique<PeriodicTask>("background gc", [&]() -> Status {
+        const bool due = Clock::now() - last_pass >= std::chrono::seconds(o.gc_secs);
+        if (!due) {
+          auto g = garbage_bytes(**store);
+          if (!g.ok()) return g.status();
+          if (*g < (uint64_t(o.gc_garbage_mb) << 20)) return Status::Ok();
+        }
+        last_pass = Clock::now();
         GcOptions go;
         go.previous_garbage = &garbage_seen;
         go.compact_below_live = 0.5;
@@ -140,7 +154,7 @@ static int serve(const MountOptions& o, int report_fd) {
           log_info("background gc: deleted " + std::to_string(r->chunks_deleted) + " chunks, removed " +
                    std::to_string(r->packs_removed) + " packs");
         return r.status();
-      }, o.gc_secs);
+      }, std::min(o.gc_secs, 2));
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_max_threads(cfg, unsigned(o.threads));
     fuse_loop_cfg_set_idle_threads(cfg, 4);

@@ -44,6 +44,7 @@ Status parse_mount_option_list(const std::string& list, MountOptions& o) {
     else if (key == "group_kb") { DZ_RETURN_IF_ERROR(need(64, 65536)); o.group_kb = size_t(n); }
     else if (key == "dirty_mb") { DZ_RETURN_IF_ERROR(need(4, 1 << 16)); o.dirty_mb = size_t(n); }
     else if (key == "gc_secs") { DZ_RETURN_IF_ERROR(need(0, 86400)); o.gc_secs = int(n); }
+    else if (key == "gc_garbage_mb") { DZ_RETURN_IF_ERROR(need(1, 1 << 20)); o.gc_garbage_mb = size_t(n); }
     else if (key == "workers") { DZ_RETURN_IF_ERROR(need(0, 256)); o.workers = int(n); }
     else if (key == "settle_secs") { DZ_RETURN_IF_ERROR(need(0, 86400)); o.settle_secs = int(n); }
     else if (key == "codec") {

@@ -18,6 +18,7 @@ struct MountOptions {
   bool writeback = true;    // kernel writeback cache
   int threads = 16;         // FUSE worker threads at most
   int gc_secs = 300;        // background gc pass interval; 0 turns it off
+  size_t gc_garbage_mb = 64;  // ... and a pass as soon as this much garbage is in the packs
   int workers = -1;         // recompression threads; -1 = one less than the CPUs (at least 1)
   int settle_secs = 10;     // age of a chunk before it is recompressed
   bool neural = true;       // codec=auto (zstd now, neural in the background) or codec=zstd

@@ -156,4 +156,11 @@ Result<GcStats> collect_garbage(Store& st, const GcOptions& opts) {
   return out;
 }
 
+Result<uint64_t> garbage_bytes(Store& st) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  Stmt s = st.index.db->prepare("SELECT COALESCE(SUM(stored_len), 0) FROM chunks WHERE refcount = 0");
+  if (!s.step()) return s.done_status().ok() ? Status::Error(EIO, "no garbage sum") : s.done_status();
+  return uint64_t(s.i64(0));
+}
+
 }  // namespace dzfs

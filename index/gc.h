@@ -35,4 +35,8 @@ struct GcOptions {
 
 Result<GcStats> collect_garbage(Store& store, const GcOptions& opts = {});
 
+// Stored bytes of the chunks no file references (what the next passes can reclaim; cheap: the
+// chunks_garbage partial index holds just those rows).
+Result<uint64_t> garbage_bytes(Store& store);
+
 }  // namespace dzfs

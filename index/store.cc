@@ -106,7 +106,7 @@ Store::~Store() {
   }
   // A clean close folds the WAL into index.db (journal_mode=DELETE) and packs it; anything less
   // leaves index.db and its WAL as they are, for the next open to recover.
-  const bool clean = !readonly && index.db && clean_close_;
+  const bool clean = !readonly && index.db && clean_close_ && pack_index_;
   bool packable = false;
   if (clean) packable = index.db->exec("PRAGMA journal_mode=DELETE").ok();
   index.db.reset();
@@ -141,6 +141,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   auto cfg = StoreConfig::load(dir);
   if (!cfg.ok()) return cfg.status();
   std::unique_ptr<Store> st(new Store(dir, *cfg, opts));
+  st->pack_index_ = opts.pack_index;
   if (!opts.readonly) {
     st->lock_fd_ = ::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->lock_fd_ < 0) return Status::Error(errno, "cannot open " + dir + "/lock: " + strerror(errno));

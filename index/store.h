@@ -21,6 +21,8 @@ struct StoreOptions {
   bool readonly = false;   // tools that only read (stats) and may run beside a mount
   size_t cache_bytes = 256u << 20;
   size_t group_cache_bytes = 448u << 20;  // decoders and decoded bytes of solid groups
+  // A clean close packs the index (index_at_rest.h); fsck without --repair changes nothing.
+  bool pack_index = true;
 };
 
 class Store {
@@ -50,6 +52,7 @@ class Store {
   Store(std::string dir, const StoreConfig& cfg, const StoreOptions& opts);
   int lock_fd_ = -1;
   bool clean_close_ = false;  // the final commit succeeded: the index may be packed (index_at_rest.h)
+  bool pack_index_ = true;
   std::mutex commit_mu_;
 };
 

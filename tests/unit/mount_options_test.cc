@@ -27,6 +27,7 @@ TEST(MountOptionsTest, Defaults) {
   EXPECT_TRUE(r->writeback);
   EXPECT_EQ(r->threads, 16);
   EXPECT_EQ(r->gc_secs, 300);
+  EXPECT_EQ(r->gc_garbage_mb, 64u);
   EXPECT_TRUE(r->fuse_opts.empty());
 }
 
@@ -56,6 +57,9 @@ TEST(MountOptionsTest, GoodOptions) {
   EXPECT_EQ(o.commit_secs, 3600);
   EXPECT_EQ(o.threads, 256);
   EXPECT_EQ(o.gc_secs, 86400);
+  EXPECT_TRUE(parse_mount_option_list("gc_garbage_mb=1", o).ok());
+  EXPECT_EQ(o.gc_garbage_mb, 1u);
+  EXPECT_EQ(parse_mount_option_list("gc_garbage_mb=0", o).code(), EINVAL);
 }
 
 TEST(MountOptionsTest, UnknownOptionIsEinvalNamingIt) {
