@@ -58,9 +58,10 @@ Result<VolumeStats> compute_stats(Store& st) {
   }
   {
     Stmt s = db.prepare(
-        "SELECT codec, refcount > 0, COUNT(*), SUM(raw_len), SUM(stored_len) + COUNT(*) * ? "
+        "SELECT codec, refcount > 0, COUNT(*), SUM(raw_len), SUM(stored_len) + SUM(codec <> ?2) * ?1 "
         "FROM chunks GROUP BY 1, 2");
-    s.bind(1, kRecordHeaderSize);
+    // A grouped chunk's share of its group record already counts the record's header.
+    s.bind(1, kRecordHeaderSize).bind(2, int(kCodecGroup));
     while (s.step()) {
       if (!s.i64(1)) { v.garbage_chunks += uint64_t(s.i64(2)); continue; }
       std::string c = codec_name(uint8_t(s.i64(0)));
@@ -75,9 +76,9 @@ Result<VolumeStats> compute_stats(Store& st) {
   }
   {
     Stmt s = db.prepare(
-        "SELECT model, SUM(raw_len), SUM(stored_len) + COUNT(*) * ? FROM chunks "
+        "SELECT model, SUM(raw_len), SUM(stored_len) + SUM(codec <> ?2) * ?1 FROM chunks "
         "WHERE refcount > 0 AND model IS NOT NULL GROUP BY model");
-    s.bind(1, kRecordHeaderSize);
+    s.bind(1, kRecordHeaderSize).bind(2, int(kCodecGroup));
     while (s.step()) {
       v.raw_by_model[s.blob(0)] = uint64_t(s.i64(1));
       v.stored_by_model[s.blob(0)] = uint64_t(s.i64(2));

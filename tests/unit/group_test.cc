@@ -12,6 +12,7 @@
 #include "daemon/recompressor.h"
 #include "codec/frame.h"
 #include "index/gc.h"
+#include "index/stats.h"
 #include "index/model_registry.h"
 #include "index/group_record.h"
 #include "index/schema.h"
@@ -94,6 +95,15 @@ TEST_F(GroupTest, DrainCodesChunksIntoGroupsThatReadBackInAnyOrder) {
   // Members' shares add up to their group's record.
   EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM groups g WHERE stored_len != "
                           "(SELECT SUM(stored_len) FROM chunks c WHERE c.grp = g.id)"), 0);
+  // And stats' stored bytes are what the live records take in the packs: the group records
+  // (headers included) and the other chunks' records; a grouped chunk has no header of its own.
+  auto stats = compute_stats(*st_);
+  ASSERT_TRUE(stats.ok());
+  const int64_t records = sql_i64(*st_, "SELECT SUM(stored_len) FROM groups") +
+                          sql_i64(*st_, "SELECT COALESCE(SUM(stored_len), 0) FROM chunks WHERE codec <> 3") +
+                          sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE codec <> 3") * int64_t(kRecordHeaderSize);
+  EXPECT_EQ(int64_t(stats->stored_bytes), records);
+  EXPECT_LE(stats->stored_bytes, stats->pack_bytes);
   for (int order = 0; order < 3; ++order) {
     st_ = reopen(st_, dir_);
     ASSERT_TRUE(st_);
