@@ -29,12 +29,16 @@ Status sys_error(const std::string& what, const std::string& path) {
   return Status::Error(e, what + " " + path + ": " + strerror(e));
 }
 
-void fsync_dir(const std::string& dir) {
+// The directory's entries made durable: a rename must be on disk before the other form of the
+// index is unlinked, or a crash could keep the unlink and lose the rename.
+Status fsync_dir(const std::string& dir) {
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd >= 0) {
-    fsync(fd);
-    ::close(fd);
-  }
+  if (fd < 0) return sys_error("cannot open", dir);
+  const bool ok = fsync(fd) == 0;
+  const int e = errno;
+  ::close(fd);
+  if (!ok) return Status::Error(e, "cannot sync the directory " + dir + ": " + strerror(e));
+  return Status::Ok();
 }
 
 struct Fd {
@@ -206,10 +210,10 @@ Status unpack(const std::string& dir) {
       ::unlink(restored.c_str());
       return s;
     }
-    fsync_dir(dir);
+    DZ_RETURN_IF_ERROR(fsync_dir(dir));  // index.db is there for good before the .zst goes
   }
   if (::unlink(packed.c_str()) != 0 && errno != ENOENT) return sys_error("cannot remove", packed);
-  fsync_dir(dir);
+  (void)fsync_dir(dir);  // a .zst that comes back after a crash is stale and removed again
   return Status::Ok();
 }
 
@@ -240,9 +244,9 @@ Status pack(const std::string& dir, uint64_t logical_max) {
     ::unlink(tmp.c_str());
     return r;
   }
-  fsync_dir(dir);
+  DZ_RETURN_IF_ERROR(fsync_dir(dir));  // index.db.zst is there for good before index.db goes
   for (const char* f : {"", "-wal", "-shm", "-journal"}) ::unlink((db + f).c_str());
-  fsync_dir(dir);
+  (void)fsync_dir(dir);  // an index.db that comes back after a crash is equal to the .zst
   return Status::Ok();
 }
 
@@ -250,15 +254,25 @@ Result<std::string> readable_path(const std::string& dir, std::string* temp) {
   temp->clear();
   const std::string db = dir + "/index.db";
   if (exists(db) || !exists(dir + "/" + kPackedName)) return db;
+  // A private directory (mode 0700) holds the inflated copy: no other user can place a link
+  // where it is written. The caller unlinks the copy once open; the directory goes with it.
   const char* t = getenv("TMPDIR");
-  std::string path = std::string(t && *t ? t : "/tmp") + "/dzfs-index-XXXXXX";
-  Fd out{mkostemp(path.data(), O_CLOEXEC)};
-  if (out.fd < 0) return sys_error("cannot create a temporary copy of the index in", path);
-  Status s = inflate_into(dir, out.fd, path);
-  const std::string restored = path + ".db";
+  std::string tdir = std::string(t && *t ? t : "/tmp") + "/dzfs-index-XXXXXX";
+  if (!mkdtemp(tdir.data())) return sys_error("cannot create a temporary directory for the index in", tdir);
+  const std::string path = tdir + "/inflated", restored = tdir + "/index.db";
+  Status s;
+  {
+    Fd out{::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+    if (out.fd < 0) s = sys_error("cannot create", path);
+    else s = inflate_into(dir, out.fd, path);
+  }
   if (s.ok()) s = to_database(path, restored);
   ::unlink(path.c_str());
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    ::unlink(restored.c_str());
+    ::rmdir(tdir.c_str());
+    return s;
+  }
   *temp = restored;
   return restored;
 }

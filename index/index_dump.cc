@@ -5,6 +5,8 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <climits>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -69,7 +71,8 @@ Result<Table> table_shape(sqlite3* db, const std::string& name) {
   if (!info.ok()) return info.status();
   int pks = 0;
   bool integer_pk = false;
-  while (sqlite3_step(info->get()) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(info->get())) == SQLITE_ROW) {
     t.columns.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(info->get(), 1)));
     const char* type = reinterpret_cast<const char*>(sqlite3_column_text(info->get(), 2));
     if (sqlite3_column_int(info->get(), 5) > 0) {
@@ -77,10 +80,14 @@ Result<Table> table_shape(sqlite3* db, const std::string& name) {
       integer_pk = type && sqlite3_stricmp(type, "INTEGER") == 0;
     }
   }
-  sqlite3_stmt* probe = nullptr;  // WITHOUT ROWID tables have no rowid to select
+  if (rc != SQLITE_DONE) return db_error(db, "index dump: columns of " + name);
+  // WITHOUT ROWID tables have no rowid to select (an error that names it); any other error fails.
+  sqlite3_stmt* probe = nullptr;
   const std::string sql = "SELECT rowid FROM " + quoted(name);
   const bool rowid_table = sqlite3_prepare_v2(db, sql.c_str(), -1, &probe, nullptr) == SQLITE_OK;
   sqlite3_finalize(probe);
+  if (!rowid_table && !strstr(sqlite3_errmsg(db), "no such column"))
+    return db_error(db, "index dump: rowid of " + name);
   t.has_rowid = rowid_table && !(pks == 1 && integer_pk);
   return t;
 }
@@ -161,7 +168,7 @@ struct Reader {
     return in[at++];
   }
   std::span<const uint8_t> bytes(uint64_t n) {
-    if (n > in.size() - at) {
+    if (n > in.size() - at || n > uint64_t(INT32_MAX)) {
       bad = true;
       at = in.size();
       return {};
@@ -178,13 +185,37 @@ struct Reader {
 
 Status damaged(const std::string& what) { return Status::Error(EIO, "index dump is damaged: " + what); }
 
+// A failure of SQLite while building: a full disk is ENOSPC, not damage.
+Status build_error(sqlite3* db, const std::string& what) {
+  const int code = sqlite3_errcode(db) & 0xff;
+  if (code == SQLITE_FULL) return Status::Error(ENOSPC, "no space to rebuild the index: " + what);
+  if (code == SQLITE_IOERR || code == SQLITE_NOMEM || code == SQLITE_CANTOPEN)
+    return Status::Error(EIO, "cannot rebuild the index (" + what + "): " + sqlite3_errmsg(db));
+  return damaged(what + ": " + sqlite3_errmsg(db));
+}
+
 Status exec(sqlite3* db, const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string m = err ? err : "error";
-    sqlite3_free(err);
-    return damaged("\"" + sql.substr(0, 80) + "\": " + m);
-  }
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) return build_error(db, "\"" + sql.substr(0, 80) + "\"");
+  return Status::Ok();
+}
+
+// The schema of a dump is untrusted: one CREATE statement of the kind it claims, nothing else
+// (no ATTACH, no VACUUM INTO, no second statement behind it).
+Status exec_create(sqlite3* db, uint8_t kind, const std::string& sql) {
+  static const std::pair<uint8_t, const char*> kinds[] = {{'t', "CREATE TABLE "}, {'i', "CREATE INDEX "},
+                                                          {'i', "CREATE UNIQUE INDEX "}, {'v', "CREATE VIEW "},
+                                                          {'r', "CREATE TRIGGER "}};
+  bool ok = false;
+  for (auto& [k, head] : kinds)
+    ok = ok || (k == kind && sqlite3_strnicmp(sql.c_str(), head, int(strlen(head))) == 0);
+  if (!ok) return damaged("not a CREATE statement of its kind: " + sql.substr(0, 80));
+  sqlite3_stmt* st = nullptr;
+  const char* tail = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), int(sql.size()), &st, &tail) != SQLITE_OK) return build_error(db, sql.substr(0, 80));
+  Query q(st);
+  while (tail && *tail && isspace(static_cast<unsigned char>(*tail))) ++tail;
+  if (tail && *tail) return damaged("more than one statement: " + sql.substr(0, 80));
+  if (sqlite3_step(st) != SQLITE_DONE) return build_error(db, sql.substr(0, 80));
   return Status::Ok();
 }
 
@@ -230,33 +261,36 @@ Status restore_table(sqlite3* db, Reader& r) {
     for (uint64_t i = 0; i < n; ++i) {
       Col& x = c[size_t(i)];
       const int at = int(i) + 1;
+      int bound = SQLITE_OK;
       switch (x.r.byte()) {
-        case 0: sqlite3_bind_null(s, at); break;
+        case 0: bound = sqlite3_bind_null(s, at); break;
         case 1: {
           const uint64_t z = x.r.varint();
           x.prev = int64_t(uint64_t(x.prev) + uint64_t(int64_t(z >> 1) ^ -int64_t(z & 1)));
-          sqlite3_bind_int64(s, at, x.prev);
+          bound = sqlite3_bind_int64(s, at, x.prev);
           break;
         }
         case 2: {
           auto b = x.r.bytes(8);
           double d = 0;
           if (b.size() == 8) memcpy(&d, b.data(), 8);
-          sqlite3_bind_double(s, at, d);
+          bound = sqlite3_bind_double(s, at, d);
           break;
         }
         case 3: {
           auto b = x.r.bytes(x.r.varint());
-          sqlite3_bind_text(s, at, reinterpret_cast<const char*>(b.data()), int(b.size()), SQLITE_TRANSIENT);
+          bound = sqlite3_bind_text(s, at, reinterpret_cast<const char*>(b.data()), int(b.size()), SQLITE_TRANSIENT);
           break;
         }
         default: {
           auto b = x.r.bytes(x.r.varint());
-          sqlite3_bind_blob(s, at, b.empty() ? "" : static_cast<const void*>(b.data()), int(b.size()), SQLITE_TRANSIENT);
+          bound = sqlite3_bind_blob(s, at, b.empty() ? "" : static_cast<const void*>(b.data()), int(b.size()), SQLITE_TRANSIENT);
         }
       }
+      if (x.r.bad) return damaged("values of " + name);
+      if (bound != SQLITE_OK) return build_error(db, "a value of " + name);
     }
-    if (sqlite3_step(s) != SQLITE_DONE) return damaged("row " + std::to_string(k) + " of " + name + ": " + sqlite3_errmsg(db));
+    if (sqlite3_step(s) != SQLITE_DONE) return build_error(db, "row " + std::to_string(k) + " of " + name);
     sqlite3_reset(s);
   }
   return Status::Ok();
@@ -270,15 +304,15 @@ Status restore_into(sqlite3* db, Reader& r) {
   DZ_RETURN_IF_ERROR(exec(db, "PRAGMA page_size=" + std::to_string(page) + "; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF"));
   DZ_RETURN_IF_ERROR(exec(db, "BEGIN"));
   const uint64_t objects = r.varint();
-  std::vector<std::string> later;  // indexes, views, triggers: after the rows
+  std::vector<std::pair<uint8_t, std::string>> later;  // indexes, views, triggers: after the rows
   for (uint64_t i = 0; i < objects && !r.bad; ++i) {
     const uint8_t kind = r.byte();
     const std::string name = r.str(), sql = r.str();
     if (r.bad) break;
     if (kind == 't') {
-      if (name != "sqlite_sequence") DZ_RETURN_IF_ERROR(exec(db, sql));
+      if (name != "sqlite_sequence") DZ_RETURN_IF_ERROR(exec_create(db, kind, sql));
     } else {
-      later.push_back(sql);
+      later.emplace_back(kind, sql);
     }
   }
   const uint64_t tables = r.varint();
@@ -294,7 +328,7 @@ Status restore_into(sqlite3* db, Reader& r) {
     }
     DZ_RETURN_IF_ERROR(restore_table(db, r));
   }
-  for (auto& sql : later) DZ_RETURN_IF_ERROR(exec(db, sql));
+  for (auto& [kind, sql] : later) DZ_RETURN_IF_ERROR(exec_create(db, kind, sql));
   if (r.at != r.in.size()) return damaged("bytes after the last table");
   return exec(db, "COMMIT");
 }
@@ -313,7 +347,7 @@ Result<std::string> dump(const std::string& db_path) {
   {
     auto p = prepare(db.get(), "PRAGMA page_size");
     if (!p.ok()) return p.status();
-    sqlite3_step(p->get());
+    if (sqlite3_step(p->get()) != SQLITE_ROW) return db_error(db.get(), "index dump: page size");
     put_varint(o, uint64_t(sqlite3_column_int64(p->get(), 0)));
   }
   // Tables first (as restore creates them), each kind in the order it was made.
@@ -324,7 +358,8 @@ Result<std::string> dump(const std::string& db_path) {
   std::vector<std::string> tables;
   bool has_sequence = false;
   uint64_t n = 0;
-  while (sqlite3_step(q->get()) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(q->get())) == SQLITE_ROW) {
     const std::string type = reinterpret_cast<const char*>(sqlite3_column_text(q->get(), 0));
     const std::string name = reinterpret_cast<const char*>(sqlite3_column_text(q->get(), 1));
     const std::string sql = reinterpret_cast<const char*>(sqlite3_column_text(q->get(), 2));
@@ -337,6 +372,7 @@ Result<std::string> dump(const std::string& db_path) {
     if (kind == 't' && name != "sqlite_sequence") tables.push_back(name);
     if (kind == 't' && name == "sqlite_sequence") has_sequence = true;
   }
+  if (rc != SQLITE_DONE) return db_error(db.get(), "index dump: reading the schema");  // never a dump with tables missing
   if (has_sequence) tables.push_back("sqlite_sequence");  // last: the inserts before it count too
   put_varint(o, n);
   o += objects;
@@ -352,13 +388,15 @@ Result<std::string> dump(const std::string& db_path) {
 Status restore(std::span<const uint8_t> dump, const std::string& out_path) {
   ::unlink(out_path.c_str());
   sqlite3* raw = nullptr;
-  if (sqlite3_open_v2(out_path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
-    Db guard(raw);
+  if (sqlite3_open_v2(out_path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nullptr) != SQLITE_OK) {
+    { Db guard(raw); }
+    ::unlink(out_path.c_str());
     return Status::Error(EIO, "cannot create " + out_path);
   }
   Status s;
   {
     Db db(raw);
+    sqlite3_limit(db.get(), SQLITE_LIMIT_ATTACHED, 0);
     Reader r{dump, 0};
     s = restore_into(db.get(), r);
     if (s.ok()) s = exec(db.get(), "PRAGMA journal_mode=DELETE");

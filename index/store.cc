@@ -141,7 +141,6 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   auto cfg = StoreConfig::load(dir);
   if (!cfg.ok()) return cfg.status();
   std::unique_ptr<Store> st(new Store(dir, *cfg, opts));
-  st->pack_index_ = opts.pack_index;
   if (!opts.readonly) {
     st->lock_fd_ = ::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (st->lock_fd_ < 0) return Status::Error(errno, "cannot open " + dir + "/lock: " + strerror(errno));
@@ -168,8 +167,14 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   if (opts.readonly) path = index_at_rest::readable_path(dir, &temp);
   else if (Status u = index_at_rest::unpack(dir); !u.ok()) return Status::Error(u.code(), "cannot unpack the index: " + u.message());
   if (!path.ok()) return path.status();
+  struct stat ist {};
+  if (::stat(path->c_str(), &ist) != 0)  // never a new, empty index in a volume that lost its own
+    return Status::Error(EIO, dir + " has no index (index.db or " + index_at_rest::kPackedName + "): restore it from a backup");
   auto db = SqliteDb::open(*path, opts.readonly);
-  if (!temp.empty()) ::unlink(temp.c_str());
+  if (!temp.empty()) {  // the private copy and its directory (index_at_rest::readable_path)
+    ::unlink(temp.c_str());
+    ::rmdir(temp.substr(0, temp.rfind('/')).c_str());
+  }
   if (!db.ok()) return db.status();
   st->index.db.reset(*db);
   auto version = check_schema(*st->index.db);
@@ -184,6 +189,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   DZ_RETURN_IF_ERROR(st->packs.open());
   if (!opts.readonly) DZ_RETURN_IF_ERROR(st->index.db->begin_batch());
   DZ_RETURN_IF_ERROR(st->models->open());
+  st->pack_index_ = opts.pack_index;  // only a store that opened completely packs its index
   return st;
 }
 

@@ -52,7 +52,7 @@ class Store {
   Store(std::string dir, const StoreConfig& cfg, const StoreOptions& opts);
   int lock_fd_ = -1;
   bool clean_close_ = false;  // the final commit succeeded: the index may be packed (index_at_rest.h)
-  bool pack_index_ = true;
+  bool pack_index_ = false;  // set when open completed
   std::mutex commit_mu_;
 };
 

@@ -354,6 +354,17 @@ TEST(StoreTest, DamagedPackedIndexIsRefused) {
   }
   write_file(zst, good);
   EXPECT_TRUE(test::open_store(dir));
+  // A volume that lost both forms of its index is an error, never a new empty index.
+  ASSERT_TRUE(std::filesystem::exists(zst));
+  std::filesystem::remove(zst);
+  for (bool ro : {true, false}) {
+    StoreOptions o;
+    o.readonly = ro;
+    auto st = Store::open(dir, o);
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.status().code(), EIO) << st.status().message();
+    EXPECT_FALSE(std::filesystem::exists(dir + "/index.db"));
+  }
 }
 
 // The logical form of the index (index_dump.h): every table, rowid, WITHOUT ROWID table, type,
@@ -437,6 +448,25 @@ TEST(StoreTest, DamagedIndexDumpIsAnError) {
     EXPECT_FALSE(std::filesystem::exists(tmp.path() + "/out.db")) << "left behind after a failed restore";
   }
   EXPECT_FALSE(restore(good + "x").ok()) << "trailing bytes";
+  // The schema of a dump runs only as one CREATE statement of its kind: nothing can ride along.
+  auto dump_with = [](char kind, const std::string& sql) {
+    std::string d(index_dump::kMagic, 8);
+    d += char(0x80), d += char(0x08);  // page size 1024
+    d += char(1), d += kind;
+    d += char(1), d += "x";
+    d += char(sql.size()), d += sql;
+    d += char(0);  // no tables
+    return d;
+  };
+  const std::string evil = tmp.path() + "/evil.db";
+  EXPECT_TRUE(restore(dump_with('t', "CREATE TABLE x(a)")).ok());
+  for (auto [kind, sql] : {std::pair{'t', "CREATE TABLE x(a); ATTACH '" + evil + "' AS e; CREATE TABLE e.y(b)"},
+                           std::pair{'t', "ATTACH '" + evil + "' AS e"}, std::pair{'i', std::string("CREATE TABLE x(a)")},
+                           std::pair{'t', "VACUUM INTO '" + evil + "'"}}) {
+    Status st = restore(dump_with(kind, sql));
+    EXPECT_FALSE(st.ok()) << sql;
+    EXPECT_FALSE(std::filesystem::exists(evil)) << sql;
+  }
   std::mt19937 rng(3);
   for (int i = 0; i < 300; ++i) {
     std::string bad = good;
