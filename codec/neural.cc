@@ -643,7 +643,8 @@ class Predictor {
           live_[i] = ctx_live(Layout<V>::kKind[i]) ? 1 : 0;
           if (live_[i] && tab_[i].empty()) tab_[i].assign(static_cast<size_t>(mask_[i] + 1) * 16, kSlotInit);
         }
-      for (int i = 0; i < kHashed; ++i) h_[i] = ctx_hash(Layout<V>::kKind[i], pos);
+      // Version 6: a dead context's hash is never used (null bucket, no prefetch).
+      for (int i = 0; i < kHashed; ++i) h_[i] = (V < 6 || live_[i]) ? ctx_hash(Layout<V>::kKind[i], pos) : 0;
     }
     for (int i = 0; i < kHashed; ++i)
       if (V < 6 || live_[i]) __builtin_prefetch(&tab_[i][static_cast<size_t>(h_[i] & mask_[i]) * 16]);
@@ -899,12 +900,12 @@ class Predictor {
       case kO4: return hash32(c4_, 0, 4);
       case kO6: return hash32(c4_, c8_ & 0xffff, 6);
       case kWord: return hash32(wh_, c1_, 8);
-      case kW2: if (!ctx_live(k)) return 0; return hash32(wh_ + pwh_ * 0x2F0F3E6Bu, c1_, 9);
-      case kX1: if (!ctx_live(k)) return 0; return hash32(c4_ & 0xff00ff00u, 0, 11);
-      case kX2: if (!ctx_live(k)) return 0; return hash32(c4_ & 0xffff0000u, 0, 12);
-      case kX4: if (!ctx_live(k)) return 0; return hash32(c8_, 0, 14);
-      case kI1: if (!ctx_live(k)) return 0; return hash32(c1_ | uint32_t{next1_[c1_]} << 8, 0, 15);
-      case kI2: if (!ctx_live(k)) return 0; return hash32(c4_ & 0xffff, next2_[c4_ & 0xffff], 16);
+      case kW2: return hash32(wh_ + pwh_ * 0x2F0F3E6Bu, c1_, 9);
+      case kX1: return hash32(c4_ & 0xff00ff00u, 0, 11);
+      case kX2: return hash32(c4_ & 0xffff0000u, 0, 12);
+      case kX4: return hash32(c8_, 0, 14);
+      case kI1: return hash32(c1_ | uint32_t{next1_[c1_]} << 8, 0, 15);
+      case kI2: return hash32(c4_ & 0xffff, next2_[c4_ & 0xffff], 16);
       case kN12: return hash32(n4_, hash32(n8_, n12_, 40), 40);
       case kCol: {  // the byte above (same column, previous line), the column and the last byte
         const uint32_t col = static_cast<uint32_t>(pos) - ls_;

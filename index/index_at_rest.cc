@@ -10,7 +10,6 @@
 
 #include <cerrno>
 #include <span>
-#include <string_view>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -275,6 +274,11 @@ Result<std::string> readable_path(const std::string& dir, std::string* temp) {
   }
   *temp = restored;
   return restored;
+}
+
+void remove_copy(const std::string& temp) {
+  ::unlink(temp.c_str());
+  ::rmdir(temp.substr(0, temp.rfind('/')).c_str());
 }
 
 }  // namespace dzfs::index_at_rest

@@ -35,5 +35,7 @@ Status pack(const std::string& dir, uint64_t logical_max = kLogicalMax);
 // Read-only open: the path to open. STORE/index.db when it exists; otherwise a temporary copy
 // inflated from index.db.zst, and *temp is set to that path (the caller unlinks it once open).
 Result<std::string> readable_path(const std::string& dir, std::string* temp);
+// Removes such a temporary copy (and the private directory it is in) once it is open.
+void remove_copy(const std::string& temp);
 
 }  // namespace dzfs::index_at_rest

@@ -171,10 +171,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   if (::stat(path->c_str(), &ist) != 0)  // never a new, empty index in a volume that lost its own
     return Status::Error(EIO, dir + " has no index (index.db or " + index_at_rest::kPackedName + "): restore it from a backup");
   auto db = SqliteDb::open(*path, opts.readonly);
-  if (!temp.empty()) {  // the private copy and its directory (index_at_rest::readable_path)
-    ::unlink(temp.c_str());
-    ::rmdir(temp.substr(0, temp.rfind('/')).c_str());
-  }
+  if (!temp.empty()) index_at_rest::remove_copy(temp);
   if (!db.ok()) return db.status();
   st->index.db.reset(*db);
   auto version = check_schema(*st->index.db);
