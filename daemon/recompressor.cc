@@ -174,7 +174,7 @@ Status Recompressor::process(const std::vector<Claim>& claims) {
   auto models = store_.models->active();
   if (models.empty()) return Status::Error(ENOENT, "the volume has no usable active model");
   const int64_t t0 = mono_ns();
-  std::vector<GroupedChunk> members;
+  std::vector<GroupedChunk> members, fast;  // fast: members whose record is in the fast stream
   std::vector<GroupMember> table;
   std::vector<int64_t> skipped;
   std::vector<uint8_t> raw;
@@ -188,6 +188,7 @@ Status Recompressor::process(const std::vector<Claim>& claims) {
       continue;
     }
     members.push_back({c.id, c.was, c.raw_len});
+    if (c.codec == kCodecZstd) fast.push_back(members.back());
     table.push_back({c.raw_len, hash_chunk((*bytes)->data(), (*bytes)->size())});
     raw.insert(raw.end(), (*bytes)->begin(), (*bytes)->end());
     before += c.was.loc.stored_len + kRecordHeaderSize;
@@ -224,8 +225,10 @@ Status Recompressor::process(const std::vector<Claim>& claims) {
   c_.tried += members.size();
   c_.raw_bytes += raw.size();
   DZ_RETURN_IF_ERROR(add_recompress_work(store_, members.size(), raw.size(), busy));
-  if (!keep) {
+  if (!keep) {  // they stay as they are, so they leave the fast stream
     c_.kept += members.size();
+    auto settled = store_.chunks.settle(fast);
+    if (!settled.ok()) log_warn("recompression: chunks kept as they are stay in the fast tier's pack: " + settled.status().message());
     return mark_tried(store_, ids);
   }
   const size_t after = payload.size();

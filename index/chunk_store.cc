@@ -77,7 +77,9 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
     rec.payload.assign(reinterpret_cast<const char*>(data), n);
   }
   int64_t id = 0;
-  DZ_RETURN_IF_ERROR(append_then_index(rec, [&](const PackLocation& loc) -> Status {
+  // A zstd record waits in the fast stream for recompression; a raw one is final.
+  const PackStream stream = rec.codec == kCodecZstd ? PackStream::kFast : PackStream::kSettled;
+  DZ_RETURN_IF_ERROR(append_then_index([&] { return packs_.append(rec, stream); }, [&](const PackLocation& loc) -> Status {
     Stmt ins = index_.db->prepare(
         "INSERT INTO chunks(hash, raw_len, refcount, pack, off, stored_len, codec, created) "
         "VALUES (?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING");
@@ -99,9 +101,10 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
   return id;
 }
 
-Status ChunkStore::append_then_index(const ChunkRecord& rec, const std::function<Status(const PackLocation&)>& update) {
+Status ChunkStore::append_then_index(const std::function<Result<PackLocation>()>& append,
+                                     const std::function<Status(const PackLocation&)>& update) {
   ++in_flight_;
-  auto loc = packs_.append(rec);
+  auto loc = append();
   if (!loc.ok()) {
     --in_flight_;
     return loc.status();
@@ -233,7 +236,8 @@ Result<size_t> ChunkStore::store_group(const std::vector<GroupedChunk>& members,
   rec.payload = std::move(payload);
   const uint64_t stored = rec.payload.size();
   size_t moved = 0;
-  DZ_RETURN_IF_ERROR(append_then_index(rec, [&](const PackLocation& loc) -> Status {
+  auto append = [&] { return packs_.append(rec, PackStream::kSettled); };
+  DZ_RETURN_IF_ERROR(append_then_index(append, [&](const PackLocation& loc) -> Status {
     DZ_RETURN_IF_ERROR(index_.db->exec("SAVEPOINT grp"));
     auto undo = [&](Status s) {
       index_.db->exec("ROLLBACK TO grp; RELEASE grp");
@@ -264,6 +268,24 @@ Result<size_t> ChunkStore::store_group(const std::vector<GroupedChunk>& members,
     if (moved == 0) return undo(Status::Ok());  // the record stays unnamed: garbage for gc
     return index_.db->exec("RELEASE grp");
   }));
+  return moved;
+}
+
+Result<size_t> ChunkStore::settle(const std::vector<GroupedChunk>& chunks) {
+  size_t moved = 0;
+  for (const GroupedChunk& c : chunks) {
+    if (c.was.grp) continue;  // a group's record is settled already
+    auto bytes = packs_.read_raw(c.was.loc);
+    if (!bytes.ok()) continue;  // deleted meanwhile, or damaged (fsck names it): nothing to move
+    auto append = [&] { return packs_.append_raw(*bytes, PackStream::kSettled); };
+    DZ_RETURN_IF_ERROR(append_then_index(append, [&](const PackLocation& loc) -> Status {
+      Stmt u = index_.db->prepare("UPDATE chunks SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ? AND grp IS NULL");
+      u.bind(1, loc.pack).bind(2, loc.off).bind(3, c.id).bind(4, c.was.loc.pack).bind(5, c.was.loc.off);
+      DZ_RETURN_IF_ERROR(u.run());
+      moved += size_t(index_.db->changes());  // 0: it moved meanwhile, and the copy is garbage
+      return Status::Ok();
+    }));
+  }
   return moved;
 }
 

@@ -66,6 +66,10 @@ class ChunkStore {
   // The caller has verified that the frame decodes to the members' exact bytes.
   Result<size_t> store_group(const std::vector<GroupedChunk>& members, uint64_t raw_len, const ChunkHash& table_hash,
                              std::string payload, const std::string& model_id);
+  // Moves the records of fast-tier chunks that stay as they are (recompression did not pay) to
+  // the settled stream, so that their fast packs hold nothing live once drained. A chunk that
+  // no longer lies where it was read is left alone. Returns how many moved.
+  Result<size_t> settle(const std::vector<GroupedChunk>& chunks);
   Status locate(int64_t id, ChunkPlace& place);
   void set_group_reader(GroupReader* g) { groups_ = g; }
   // Records appended to a pack whose index row is not inserted yet. gc reads it under
@@ -79,9 +83,10 @@ class ChunkStore {
  private:
   Result<std::string> decode(const ChunkRecord& rec);
   Result<ChunkBytes> get_once(int64_t id, ChunkPlace& place);
-  // Appends rec to a pack, then runs `update` with its location under IndexDb::mu; the record
-  // counts as in flight (appends_in_flight) until the update has run.
-  Status append_then_index(const ChunkRecord& rec, const std::function<Status(const PackLocation&)>& update);
+  // Runs `append` (a pack append), then `update` with its location under IndexDb::mu; the
+  // record counts as in flight (appends_in_flight) until the update has run.
+  Status append_then_index(const std::function<Result<PackLocation>()>& append,
+                           const std::function<Status(const PackLocation&)>& update);
   void pin(int64_t id);
 
   IndexDb& index_;

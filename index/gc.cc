@@ -65,11 +65,25 @@ static Status queue_regroups(Store& st, double below, GcStats& out) {
   return Status::Ok();
 }
 
-// Live bytes per pack; fails with EAGAIN while a record is between its append and its index row.
-static Result<std::map<uint32_t, uint64_t>> live_bytes_per_pack(Store& st) {
-  std::lock_guard<std::mutex> g(st.index.mu);
-  if (st.chunks.appends_in_flight() > 0) return Status::Error(EAGAIN, "chunk writes in flight");
+// The packs gc may act on and their live bytes. Taken under IndexDb::mu, listing the packs
+// before asking which are current, then finding no record between its append and its row: every
+// record of a listed pack that was not current then is counted, and from then on a pack's live
+// bytes can only fall (new records and moves go to current packs). Fails with EAGAIN while a
+// record is in flight.
+struct PackSnapshot {
+  std::vector<std::pair<uint32_t, uint64_t>> packs;  // (id, size) of every listed pack
+  std::set<uint32_t> current;                        // listed packs still open for appends
   std::map<uint32_t, uint64_t> live;
+  uint64_t live_of(uint32_t pack) const { return live.count(pack) ? live.at(pack) : 0; }
+};
+
+static Result<PackSnapshot> snapshot_packs(Store& st) {
+  std::lock_guard<std::mutex> g(st.index.mu);
+  PackSnapshot snap;
+  snap.packs = st.packs.list();
+  for (uint32_t p : st.packs.current_packs()) snap.current.insert(p);
+  if (st.chunks.appends_in_flight() > 0) return Status::Error(EAGAIN, "chunk writes in flight");
+  std::map<uint32_t, uint64_t>& live = snap.live;
   // A grouped chunk has pack 0: its group's record is counted once, from the groups row.
   Stmt s = st.index.db->prepare(
       "SELECT pack, SUM(stored_len) + COUNT(*) * ? FROM chunks WHERE grp IS NULL GROUP BY pack "
@@ -77,21 +91,40 @@ static Result<std::map<uint32_t, uint64_t>> live_bytes_per_pack(Store& st) {
   s.bind(1, kRecordHeaderSize).bind(2, kRecordHeaderSize);
   while (s.step()) live[uint32_t(s.i64(0))] += uint64_t(s.i64(1));
   DZ_RETURN_IF_ERROR(s.done_status());
-  return live;
+  return snap;
+}
+
+// A current pack that is mostly garbage (a drained fast pack, overwritten data) is sealed, so
+// that this pass can reclaim it; a little garbage is not worth starting a new pack for.
+static bool worth_sealing(uint64_t live, uint64_t size, double compact_below) {
+  if (size <= kPackHeaderSize) return false;
+  return live == 0 || (size - std::min(live, size) >= (1u << 20) && double(live) < compact_below * double(size));
+}
+
+static Result<PackSnapshot> snapshot_sealing_dead_current_packs(Store& st, double compact_below) {
+  auto snap = snapshot_packs(st);
+  if (!snap.ok()) return snap;
+  bool sealed = false;
+  for (auto& [pack, size] : snap->packs)
+    if (snap->current.count(pack) && worth_sealing(snap->live_of(pack), size, compact_below))
+      sealed |= st.packs.seal(pack);
+  return sealed ? snapshot_packs(st) : snap;
 }
 
 // Copies every live record of `pack` to the current pack. Returns false (and logs) if a record
 // could not be read: the pack then stays, since removing it would lose that chunk for good.
 static Result<bool> compact_pack(Store& st, uint32_t pack, GcStats& out) {
-  struct Row { int64_t id; uint64_t off; uint32_t len; bool group; };
+  struct Row { int64_t id; uint64_t off; uint32_t len; bool group; bool waits; };
   std::vector<Row> rows;
   {
     std::lock_guard<std::mutex> g(st.index.mu);
+    // waits: a zstd record still to be recompressed, which stays in the fast stream.
     Stmt s = st.index.db->prepare(
-        "SELECT id, off, stored_len, 0 FROM chunks WHERE pack = ? AND grp IS NULL "
-        "UNION ALL SELECT id, off, stored_len, 1 FROM groups WHERE pack = ?");
-    s.bind(1, pack).bind(2, pack);
-    while (s.step()) rows.push_back({s.i64(0), uint64_t(s.i64(1)), uint32_t(s.i64(2)), s.i64(3) != 0});
+        "SELECT id, off, stored_len, 0, codec = ? AND tier_done = 0 FROM chunks WHERE pack = ? AND grp IS NULL "
+        "UNION ALL SELECT id, off, stored_len, 1, 0 FROM groups WHERE pack = ?");
+    s.bind(1, int(kCodecZstd)).bind(2, pack).bind(3, pack);
+    while (s.step())
+      rows.push_back({s.i64(0), uint64_t(s.i64(1)), uint32_t(s.i64(2)), s.i64(3) != 0, s.i64(4) != 0});
     DZ_RETURN_IF_ERROR(s.done_status());
   }
   bool all_moved = true;
@@ -103,7 +136,7 @@ static Result<bool> compact_pack(Store& st, uint32_t pack, GcStats& out) {
       all_moved = false;
       continue;
     }
-    auto loc = st.packs.append_raw(*bytes);
+    auto loc = st.packs.append_raw(*bytes, r.waits ? PackStream::kFast : PackStream::kSettled);
     if (!loc.ok()) return loc.status();
     std::lock_guard<std::mutex> g(st.index.mu);
     Stmt u = st.index.db->prepare(r.group ? "UPDATE groups SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ?"
@@ -122,16 +155,16 @@ Result<GcStats> collect_garbage(Store& st, const GcOptions& opts) {
   DZ_RETURN_IF_ERROR(queue_regroups(st, opts.regroup_below_live, out));
   DZ_RETURN_IF_ERROR(st.commit());
 
-  auto live = live_bytes_per_pack(st);
-  if (!live.ok() && live.status().code() == EAGAIN) return out;  // busy: the next pass does it
-  if (!live.ok()) return live.status();
-  auto packs = st.packs.list();
+  auto snap = snapshot_sealing_dead_current_packs(st, opts.compact_below_live);
+  if (!snap.ok() && snap.status().code() == EAGAIN) return out;  // busy: the next pass does it
+  if (!snap.ok()) return snap.status();
+  const auto& packs = snap->packs;
   std::vector<uint32_t> to_remove;
   uint64_t done = 0;
   for (auto& [pack, size] : packs) {
     if (opts.progress) opts.progress(done++, packs.size());
-    if (pack == st.packs.current_pack()) continue;
-    uint64_t l = live->count(pack) ? live->at(pack) : 0;
+    if (snap->current.count(pack)) continue;
+    const uint64_t l = snap->live_of(pack);
     if (l == 0) {
       to_remove.push_back(pack);
     } else if (double(l) < opts.compact_below_live * double(size)) {

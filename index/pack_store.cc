@@ -79,7 +79,8 @@ PackStore::PackStore(std::string dir, bool readonly) : dir_(std::move(dir)), rea
 
 PackStore::~PackStore() {
   sync();
-  if (cur_fd_ >= 0) ::close(cur_fd_);
+  for (Current& c : cur_)
+    if (c.fd >= 0) ::close(c.fd);
 }
 
 std::string PackStore::path_of(uint32_t pack) const {
@@ -118,9 +119,34 @@ std::vector<std::pair<uint32_t, uint64_t>> PackStore::list() const {
   return out;
 }
 
-uint32_t PackStore::current_pack() const {
+std::vector<uint32_t> PackStore::current_packs() const {
   std::lock_guard<std::mutex> g(mu_);
-  return cur_;
+  std::vector<uint32_t> out;
+  for (const Current& c : cur_)
+    if (c.id) out.push_back(c.id);
+  return out;
+}
+
+bool PackStore::is_current(uint32_t pack) const {
+  std::lock_guard<std::mutex> g(mu_);
+  for (const Current& c : cur_)
+    if (c.id && c.id == pack) return true;
+  return false;
+}
+
+void PackStore::seal_locked(Current& c) {
+  if (c.fd >= 0) unsynced_.push_back(c.fd);  // closed by the next sync
+  c = Current{};
+}
+
+bool PackStore::seal(uint32_t pack) {
+  std::lock_guard<std::mutex> g(mu_);
+  for (Current& c : cur_)
+    if (c.id && c.id == pack) {
+      seal_locked(c);
+      return true;
+    }
+  return false;
 }
 
 Result<std::shared_ptr<PackFd>> PackStore::fd_for(uint32_t pack) {
@@ -135,38 +161,33 @@ Result<std::shared_ptr<PackFd>> PackStore::fd_for(uint32_t pack) {
   return p;
 }
 
-Status PackStore::start_new_pack() {
-  if (cur_fd_ >= 0) unsynced_.push_back(cur_fd_);  // closed by the next sync
-  cur_ = next_id_++;
-  cur_fd_ = ::open(path_of(cur_).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (cur_fd_ < 0) {
-    cur_ = 0;
-    return Status::Error(errno, "cannot create pack file: " + std::string(strerror(errno)));
-  }
+Status PackStore::start_new_pack(Current& c) {
+  seal_locked(c);
+  const uint32_t id = next_id_++;
+  int fd = ::open(path_of(id).c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::Error(errno, "cannot create pack file: " + std::string(strerror(errno)));
   char hdr[kPackHeaderSize] = {};
   memcpy(hdr, kPackMagic, 8);
   put32(hdr + 8, 1);
-  put32(hdr + 12, cur_);
-  Status s = pwrite_all(cur_fd_, hdr, sizeof hdr, 0);
+  put32(hdr + 12, id);
+  Status s = pwrite_all(fd, hdr, sizeof hdr, 0);
   if (!s.ok()) {
-    ::close(cur_fd_);
-    ::unlink(path_of(cur_).c_str());
-    cur_fd_ = -1;
-    cur_ = 0;
+    ::close(fd);
+    ::unlink(path_of(id).c_str());
     return s;
   }
-  cur_size_ = kPackHeaderSize;
+  c = Current{id, fd, kPackHeaderSize};
   dir_dirty_ = true;
   return Status::Ok();
 }
 
-Status PackStore::check_space(size_t need) {
+Status PackStore::check_space(int fd, size_t need) {
   // statvfs every 1 MiB written, and on every append once space runs low.
   bytes_since_space_check_ += need;
   if (!space_low_ && bytes_since_space_check_ < (1u << 20)) return Status::Ok();
   bytes_since_space_check_ = 0;
   struct statvfs sv {};
-  if (fstatvfs(cur_fd_, &sv) != 0) return Status::Ok();
+  if (fstatvfs(fd, &sv) != 0) return Status::Ok();
   uint64_t avail = uint64_t(sv.f_bavail) * sv.f_frsize;
   space_low_ = avail < reserve_ + (16u << 20);
   if (avail < reserve_ + need) return Status::Error(ENOSPC, "backing store is full");
@@ -174,33 +195,34 @@ Status PackStore::check_space(size_t need) {
 }
 
 Result<PackLocation> PackStore::write_record(const std::string& header, const std::string& payload,
-                                             uint32_t stored_len) {
+                                             uint32_t stored_len, PackStream stream) {
   if (readonly_) return Status::Error(EROFS, "store is read-only");
   std::lock_guard<std::mutex> g(mu_);
-  if (cur_fd_ < 0 || cur_size_ >= kPackTargetSize) DZ_RETURN_IF_ERROR(start_new_pack());
-  DZ_RETURN_IF_ERROR(check_space(header.size() + payload.size()));
-  PackLocation loc{cur_, cur_size_, stored_len};
+  Current& c = cur_[int(stream) % kPackStreams];
+  if (c.fd < 0 || c.size >= kPackTargetSize) DZ_RETURN_IF_ERROR(start_new_pack(c));
+  DZ_RETURN_IF_ERROR(check_space(c.fd, header.size() + payload.size()));
+  PackLocation loc{c.id, c.size, stored_len};
   std::string buf = header + payload;
-  Status s = pwrite_all(cur_fd_, buf.data(), buf.size(), cur_size_);
+  Status s = pwrite_all(c.fd, buf.data(), buf.size(), c.size);
   if (!s.ok()) {
     // A partial record may sit at the tail; nothing points at it and the next record
     // overwrites it, so the pack stays well-formed.
-    if (ftruncate(cur_fd_, off_t(cur_size_)) != 0) { /* gc reclaims the tail anyway */ }
+    if (ftruncate(c.fd, off_t(c.size)) != 0) { /* gc reclaims the tail anyway */ }
     return s;
   }
-  cur_size_ += buf.size();
+  c.size += buf.size();
   return loc;
 }
 
-Result<PackLocation> PackStore::append(const ChunkRecord& rec) {
+Result<PackLocation> PackStore::append(const ChunkRecord& rec, PackStream stream) {
   return write_record(encode_record_header(rec, uint32_t(rec.payload.size())), rec.payload,
-                      uint32_t(rec.payload.size()));
+                      uint32_t(rec.payload.size()), stream);
 }
 
-Result<PackLocation> PackStore::append_raw(const std::string& bytes) {
+Result<PackLocation> PackStore::append_raw(const std::string& bytes, PackStream stream) {
   if (bytes.size() < kRecordHeaderSize) return Status::Error(EINVAL, "record too short");
   return write_record(bytes.substr(0, kRecordHeaderSize), bytes.substr(kRecordHeaderSize),
-                      uint32_t(bytes.size() - kRecordHeaderSize));
+                      uint32_t(bytes.size() - kRecordHeaderSize), stream);
 }
 
 Result<std::string> PackStore::read_raw(const PackLocation& loc, bool check_payload) {
@@ -239,21 +261,22 @@ Status PackStore::sync() {
   std::lock_guard<std::mutex> serial(sync_mu_);  // closes of rotated fds must not race a sync
   std::vector<int> fds;
   bool dir_dirty;
-  int cur;
+  std::vector<int> cur;  // stay open: only a sync closes a sealed pack's fd, and syncs are serial
   {
     std::lock_guard<std::mutex> g(mu_);
     fds.swap(unsynced_);
     dir_dirty = dir_dirty_;
     dir_dirty_ = false;
-    cur = cur_fd_;
+    for (const Current& c : cur_)
+      if (c.fd >= 0) cur.push_back(c.fd);
   }
   Status s;
   for (int fd : fds) {
     if (fdatasync(fd) != 0 && s.ok()) s = Status::Error(errno, std::string("pack fsync: ") + strerror(errno));
     ::close(fd);
   }
-  if (cur >= 0 && fdatasync(cur) != 0 && s.ok())
-    s = Status::Error(errno, std::string("pack fsync: ") + strerror(errno));
+  for (int fd : cur)
+    if (fdatasync(fd) != 0 && s.ok()) s = Status::Error(errno, std::string("pack fsync: ") + strerror(errno));
   if (dir_dirty) {
     int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd >= 0) {
@@ -266,7 +289,8 @@ Status PackStore::sync() {
 
 Status PackStore::remove(uint32_t pack) {
   std::lock_guard<std::mutex> g(mu_);
-  if (pack == cur_) return Status::Error(EBUSY, "cannot remove the pack being written");
+  for (const Current& c : cur_)
+    if (c.id && c.id == pack) return Status::Error(EBUSY, "cannot remove the pack being written");
   fds_.erase(pack);  // readers holding the shared fd keep it open until they finish
   if (::unlink(path_of(pack).c_str()) != 0 && errno != ENOENT)
     return Status::Error(errno, "cannot remove " + path_of(pack));

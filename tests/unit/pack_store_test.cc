@@ -50,13 +50,13 @@ class PackStoreTest : public ::testing::Test {
 
 TEST_F(PackStoreTest, AppendReadRoundTrip) {
   auto ps = open_packs();
-  EXPECT_EQ(ps->current_pack(), 0u);
+  EXPECT_EQ(ps->current_packs().size(), 0u);
   std::vector<ChunkRecord> recs;
   std::vector<PackLocation> locs;
   for (int i = 0; i < 20; ++i) {
     std::string raw = test::random_bytes(size_t(1 + i * 977), uint64_t(i));
     recs.push_back(make_record(raw, uint8_t(i % 3)));
-    auto loc = ps->append(recs.back());
+    auto loc = ps->append(recs.back(), PackStream::kSettled);
     ASSERT_TRUE(loc.ok()) << loc.status().message();
     EXPECT_EQ(loc->stored_len, raw.size());
     if (!locs.empty()) {
@@ -67,7 +67,7 @@ TEST_F(PackStoreTest, AppendReadRoundTrip) {
     }
     locs.push_back(*loc);
   }
-  EXPECT_EQ(ps->current_pack(), locs[0].pack);
+  EXPECT_EQ(ps->current_packs(), std::vector<uint32_t>{locs[0].pack});
   // Readable before sync (the same session reads what it appended) and after.
   for (size_t i = 0; i < recs.size(); ++i) {
     auto r = ps->read(locs[i]);
@@ -83,7 +83,7 @@ TEST_F(PackStoreTest, AppendReadRoundTrip) {
     ASSERT_TRUE(r.ok()) << i << ": " << r.status().message();
     expect_same(*r, recs[i]);
   }
-  auto loc = ps2->append(make_record("next session"));
+  auto loc = ps2->append(make_record("next session"), PackStream::kSettled);
   ASSERT_TRUE(loc.ok());
   EXPECT_GT(loc->pack, locs[0].pack);
   EXPECT_EQ(loc->off, kPackHeaderSize);
@@ -100,7 +100,7 @@ TEST_F(PackStoreTest, AppendReadRoundTrip) {
 TEST_F(PackStoreTest, EmptyPayloadRecord) {
   auto ps = open_packs();
   ChunkRecord r = make_record("");
-  auto loc = ps->append(r);
+  auto loc = ps->append(r, PackStream::kSettled);
   ASSERT_TRUE(loc.ok());
   auto back = ps->read(*loc);
   ASSERT_TRUE(back.ok()) << back.status().message();
@@ -114,14 +114,14 @@ TEST_F(PackStoreTest, RotatesPastTargetSize) {
   for (int i = 0; i < 5; ++i) {
     std::string raw(16u << 20, char('a' + i));
     raw[i] = 'X';
-    auto loc = ps->append(make_record(raw));
+    auto loc = ps->append(make_record(raw), PackStream::kSettled);
     ASSERT_TRUE(loc.ok()) << loc.status().message();
     written.emplace_back(*loc, raw);
   }
   EXPECT_EQ(written[0].first.pack, written[3].first.pack);
   EXPECT_NE(written[4].first.pack, written[3].first.pack) << "no rotation after " << kPackTargetSize << " bytes";
   EXPECT_EQ(written[4].first.off, kPackHeaderSize);
-  EXPECT_EQ(ps->current_pack(), written[4].first.pack);
+  EXPECT_EQ(ps->current_packs(), std::vector<uint32_t>{written[4].first.pack});
   ASSERT_TRUE(ps->sync().ok());
   auto l = ps->list();
   ASSERT_EQ(l.size(), 2u);
@@ -140,14 +140,14 @@ TEST_F(PackStoreTest, ReadRawAppendRawCopiesRecord) {
   auto ps = open_packs();
   ChunkRecord a = make_record(test::text_bytes(5000, 1), kCodecZstd);
   ChunkRecord b = make_record(test::random_bytes(3000, 2), kCodecNeural);
-  auto la = ps->append(a), lb = ps->append(b);
+  auto la = ps->append(a, PackStream::kSettled), lb = ps->append(b, PackStream::kSettled);
   ASSERT_TRUE(la.ok() && lb.ok());
   auto raw = ps->read_raw(*lb);
   ASSERT_TRUE(raw.ok()) << raw.status().message();
   EXPECT_EQ(raw->size(), kRecordHeaderSize + b.payload.size());
   EXPECT_EQ(raw->substr(0, kRecordHeaderSize), encode_record_header(b, uint32_t(b.payload.size())));
   EXPECT_EQ(raw->substr(kRecordHeaderSize), b.payload);
-  auto lc = ps->append_raw(*raw);
+  auto lc = ps->append_raw(*raw, PackStream::kSettled);
   ASSERT_TRUE(lc.ok()) << lc.status().message();
   EXPECT_EQ(lc->stored_len, lb->stored_len);
   EXPECT_NE(lc->off, lb->off);
@@ -157,7 +157,7 @@ TEST_F(PackStoreTest, ReadRawAppendRawCopiesRecord) {
   auto again = ps->read(*la);
   ASSERT_TRUE(again.ok());
   expect_same(*again, a);
-  EXPECT_EQ(ps->append_raw(std::string(10, 'x')).status().code(), EINVAL);
+  EXPECT_EQ(ps->append_raw(std::string(10, 'x'), PackStream::kSettled).status().code(), EINVAL);
 }
 
 TEST_F(PackStoreTest, EveryHeaderByteFlipIsEio) {
@@ -165,7 +165,7 @@ TEST_F(PackStoreTest, EveryHeaderByteFlipIsEio) {
   ChunkRecord first = make_record(test::random_bytes(1000, 1));
   ChunkRecord rec = make_record(test::random_bytes(4000, 2));
   ChunkRecord last = make_record(test::random_bytes(1000, 3));
-  auto l1 = ps->append(first), loc = ps->append(rec), l3 = ps->append(last);
+  auto l1 = ps->append(first, PackStream::kSettled), loc = ps->append(rec, PackStream::kSettled), l3 = ps->append(last, PackStream::kSettled);
   ASSERT_TRUE(l1.ok() && loc.ok() && l3.ok());
   ASSERT_TRUE(ps->sync().ok());
   const std::string path = ps->path_of(loc->pack);
@@ -190,7 +190,7 @@ TEST_F(PackStoreTest, EveryHeaderByteFlipIsEio) {
 TEST_F(PackStoreTest, PayloadByteFlipIsEio) {
   auto ps = open_packs();
   ChunkRecord rec = make_record(test::random_bytes(8192, 9));
-  auto loc = ps->append(rec);
+  auto loc = ps->append(rec, PackStream::kSettled);
   ASSERT_TRUE(loc.ok());
   ASSERT_TRUE(ps->sync().ok());
   const std::string path = ps->path_of(loc->pack);
@@ -212,7 +212,7 @@ TEST_F(PackStoreTest, TruncatedPackIsEio) {
     auto ps = open_packs();
     for (int i = 0; i < 4; ++i) {
       recs.push_back(make_record(test::random_bytes(2000, uint64_t(i))));
-      auto loc = ps->append(recs.back());
+      auto loc = ps->append(recs.back(), PackStream::kSettled);
       ASSERT_TRUE(loc.ok());
       locs.push_back(*loc);
     }
@@ -238,7 +238,7 @@ TEST_F(PackStoreTest, TruncatedPackIsEio) {
 TEST_F(PackStoreTest, BadLocationsAreEio) {
   auto ps = open_packs();
   ChunkRecord a = make_record(test::random_bytes(3000, 1)), b = make_record(test::random_bytes(3000, 2));
-  auto la = ps->append(a), lb = ps->append(b);
+  auto la = ps->append(a, PackStream::kSettled), lb = ps->append(b, PackStream::kSettled);
   ASSERT_TRUE(la.ok() && lb.ok());
   uint64_t size = test::file_size(ps->path_of(la->pack));
   auto eio = [&](PackLocation l, const char* what) {
@@ -264,7 +264,7 @@ TEST_F(PackStoreTest, BadLocationsAreEio) {
 // out-of-bounds location.
 TEST_F(PackStoreTest, HugeOffsetFromDamagedIndexIsEio) {
   auto ps = open_packs();
-  auto la = ps->append(make_record(test::random_bytes(3000, 1)));
+  auto la = ps->append(make_record(test::random_bytes(3000, 1)), PackStream::kSettled);
   ASSERT_TRUE(la.ok());
   for (uint64_t off : {~uint64_t(0) - 10, uint64_t(-int64_t(kRecordHeaderSize)), uint64_t(1) << 63}) {
     auto r = ps->read({la->pack, off, 100});
@@ -278,7 +278,7 @@ TEST_F(PackStoreTest, RemoveAndList) {
   std::vector<PackLocation> locs;
   for (int session = 0; session < 3; ++session) {
     auto ps = open_packs();
-    auto loc = ps->append(make_record(test::random_bytes(1000 + session, uint64_t(session))));
+    auto loc = ps->append(make_record(test::random_bytes(1000 + session, uint64_t(session))), PackStream::kSettled);
     ASSERT_TRUE(loc.ok());
     locs.push_back(*loc);
   }
@@ -304,20 +304,66 @@ TEST_F(PackStoreTest, RemoveAndList) {
   EXPECT_TRUE(ps->read(locs[0]).ok());
   EXPECT_TRUE(ps->remove(locs[1].pack).ok()) << "removing a missing pack is not an error";
   // New packs never reuse the id of a listed pack.
-  auto loc = ps->append(make_record("x"));
+  auto loc = ps->append(make_record("x"), PackStream::kSettled);
   ASSERT_TRUE(loc.ok());
   EXPECT_GT(loc->pack, locs[2].pack);
+}
+
+// Each stream appends to a pack of its own; seal() ends appends to a current pack (the next
+// append of that stream starts a new pack) and makes it removable; what was appended before the
+// seal stays readable, in this session and the next.
+TEST_F(PackStoreTest, StreamsHaveTheirOwnPacksAndSealEndsAppends) {
+  std::vector<std::pair<PackLocation, ChunkRecord>> written;
+  PackLocation fast_loc, settled_loc;
+  {
+    auto ps = open_packs();
+    auto f1 = ps->append(make_record("fast one", kCodecZstd), PackStream::kFast);
+    auto s1 = ps->append(make_record("settled one"), PackStream::kSettled);
+    auto f2 = ps->append(make_record("fast two", kCodecZstd), PackStream::kFast);
+    ASSERT_TRUE(f1.ok() && s1.ok() && f2.ok());
+    EXPECT_EQ(f1->pack, f2->pack);
+    EXPECT_NE(f1->pack, s1->pack);
+    EXPECT_EQ(f2->off, f1->off + kRecordHeaderSize + 8) << "the fast stream's records are contiguous";
+    EXPECT_EQ(ps->current_packs().size(), 2u);
+    EXPECT_TRUE(ps->is_current(f1->pack) && ps->is_current(s1->pack));
+    EXPECT_EQ(ps->remove(f1->pack).code(), EBUSY);
+
+    EXPECT_TRUE(ps->seal(f1->pack));
+    EXPECT_FALSE(ps->seal(f1->pack)) << "a sealed pack is no longer current";
+    EXPECT_FALSE(ps->is_current(f1->pack));
+    EXPECT_TRUE(ps->is_current(s1->pack));
+    auto f3 = ps->append(make_record("fast three", kCodecZstd), PackStream::kFast);
+    ASSERT_TRUE(f3.ok());
+    EXPECT_GT(f3->pack, s1->pack) << "after a seal the stream starts a new pack";
+    auto s2 = ps->append(make_record("settled two"), PackStream::kSettled);
+    ASSERT_TRUE(s2.ok());
+    EXPECT_EQ(s2->pack, s1->pack) << "sealing one stream leaves the other's pack open";
+    ASSERT_TRUE(ps->sync().ok());
+    auto r = ps->read(*f2);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(r->payload, "fast two");
+    fast_loc = *f1;
+    settled_loc = *s2;
+    EXPECT_TRUE(ps->remove(f1->pack).ok()) << "a sealed pack can be removed";
+    EXPECT_EQ(ps->read(*f2).status().code(), EIO);
+  }
+  auto ps = open_packs();
+  EXPECT_TRUE(ps->current_packs().empty()) << "a new session has no current pack until it appends";
+  auto r = ps->read(settled_loc);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->payload, "settled two");
+  EXPECT_EQ(ps->list().size(), 2u);
 }
 
 TEST_F(PackStoreTest, BelowReserveAppendsFailEnospc) {
   auto ps = open_packs();
   ps->set_reserve_bytes(uint64_t(1) << 62);  // more than any disk: always "full"
-  auto r = ps->append(make_record(test::random_bytes(1000, 1)));
+  auto r = ps->append(make_record(test::random_bytes(1000, 1)), PackStream::kSettled);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), ENOSPC);
   ps->set_reserve_bytes(0);
   ChunkRecord rec = make_record(test::random_bytes(1000, 2));
-  auto ok = ps->append(rec);
+  auto ok = ps->append(rec, PackStream::kSettled);
   ASSERT_TRUE(ok.ok()) << ok.status().message();
   auto back = ps->read(*ok);
   ASSERT_TRUE(back.ok()) << back.status().message();
@@ -329,10 +375,10 @@ TEST_F(PackStoreTest, BelowReserveAppendsFailEnospc) {
 TEST_F(PackStoreTest, ReadOnlyRefusesAppends) {
   {
     auto ps = open_packs();
-    ASSERT_TRUE(ps->append(make_record("data")).ok());
+    ASSERT_TRUE(ps->append(make_record("data"), PackStream::kSettled).ok());
   }
   auto ro = open_packs(true);
-  EXPECT_EQ(ro->append(make_record("more")).status().code(), EROFS);
+  EXPECT_EQ(ro->append(make_record("more"), PackStream::kSettled).status().code(), EROFS);
   EXPECT_EQ(ro->list().size(), 1u);
   EXPECT_TRUE(ro->read({1, kPackHeaderSize, 4}).ok());
 }
