@@ -225,11 +225,18 @@ Status Recompressor::process(const std::vector<Claim>& claims) {
   c_.tried += members.size();
   c_.raw_bytes += raw.size();
   DZ_RETURN_IF_ERROR(add_recompress_work(store_, members.size(), raw.size(), busy));
+  if (!keep && forced) {  // did not round-trip: tried, so that it is not retried in a loop
+    c_.kept += members.size();
+    return mark_tried(store_, ids);
+  }
+  // From here on a member is marked tried by the update that moves it (into the group, or to a
+  // settled pack). One that gc moved or deleted meanwhile stays untried, so that it is claimed
+  // again from where it is now instead of being left in the fast stream for good.
   if (!keep) {  // they stay as they are, so they leave the fast stream
     c_.kept += members.size();
     auto settled = store_.chunks.settle(fast);
-    if (!settled.ok()) log_warn("recompression: chunks kept as they are stay in the fast tier's pack: " + settled.status().message());
-    return mark_tried(store_, ids);
+    if (!settled.ok()) return settled.status();
+    return Status::Ok();
   }
   const size_t after = payload.size();
   const ChunkHash th = group_table_hash(std::string_view(payload).substr(0, group_table_len(table.size())));
@@ -238,7 +245,7 @@ Status Recompressor::process(const std::vector<Claim>& claims) {
   c_.recompressed += *moved;
   c_.bytes_before += before;
   c_.bytes_after += after;
-  return mark_tried(store_, ids);  // members that moved away meanwhile are tried anyway
+  return Status::Ok();
 }
 
 void Recompressor::worker() {

@@ -4,6 +4,7 @@
 // Exit codes: 0 success; 1 failure (message on stderr); 2 usage error; fsck: 4 problems found;
 // train STORE: 3 the trained model was not adopted.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -459,6 +460,11 @@ int cmd_train(char** args) {
 }
 
 int main(int argc, char** argv) {
+  // A fixed mmap threshold: glibc otherwise raises it to the size of the largest block freed (up
+  // to 32 MiB), after which codec tables and group buffers come from the arenas and stay there
+  // once freed. Measured: a mount that had drained 23 MB of sources kept 204 MB resident when
+  // idle, 38 MB with this; a read-only restore peaked at 346 MB, 251 MB with this.
+  mallopt(M_MMAP_THRESHOLD, 256 << 10);
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) return cmd_help({}), kUsage;
   std::string cmd = args[0];

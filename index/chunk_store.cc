@@ -276,10 +276,17 @@ Result<size_t> ChunkStore::settle(const std::vector<GroupedChunk>& chunks) {
   for (const GroupedChunk& c : chunks) {
     if (c.was.grp) continue;  // a group's record is settled already
     auto bytes = packs_.read_raw(c.was.loc);
-    if (!bytes.ok()) continue;  // deleted meanwhile, or damaged (fsck names it): nothing to move
+    if (!bytes.ok()) {  // moved or deleted meanwhile; or damaged, and then it stays (fsck names it)
+      std::lock_guard<std::mutex> g(index_.mu);
+      Stmt u = index_.db->prepare("UPDATE chunks SET tier_done = 1 WHERE id = ? AND pack = ? AND off = ? AND grp IS NULL");
+      u.bind(1, c.id).bind(2, c.was.loc.pack).bind(3, c.was.loc.off);
+      DZ_RETURN_IF_ERROR(u.run());
+      continue;
+    }
     auto append = [&] { return packs_.append_raw(*bytes, PackStream::kSettled); };
     DZ_RETURN_IF_ERROR(append_then_index(append, [&](const PackLocation& loc) -> Status {
-      Stmt u = index_.db->prepare("UPDATE chunks SET pack = ?, off = ? WHERE id = ? AND pack = ? AND off = ? AND grp IS NULL");
+      Stmt u = index_.db->prepare(
+          "UPDATE chunks SET pack = ?, off = ?, tier_done = 1 WHERE id = ? AND pack = ? AND off = ? AND grp IS NULL");
       u.bind(1, loc.pack).bind(2, loc.off).bind(3, c.id).bind(4, c.was.loc.pack).bind(5, c.was.loc.off);
       DZ_RETURN_IF_ERROR(u.run());
       moved += size_t(index_.db->changes());  // 0: it moved meanwhile, and the copy is garbage

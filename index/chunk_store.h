@@ -67,8 +67,8 @@ class ChunkStore {
   Result<size_t> store_group(const std::vector<GroupedChunk>& members, uint64_t raw_len, const ChunkHash& table_hash,
                              std::string payload, const std::string& model_id);
   // Moves the records of fast-tier chunks that stay as they are (recompression did not pay) to
-  // the settled stream, so that their fast packs hold nothing live once drained. A chunk that
-  // no longer lies where it was read is left alone. Returns how many moved.
+  // the settled stream, so that their fast packs hold nothing live once drained, and marks them
+  // tried. A chunk that no longer lies where it was read is left alone. Returns how many moved.
   Result<size_t> settle(const std::vector<GroupedChunk>& chunks);
   Status locate(int64_t id, ChunkPlace& place);
   void set_group_reader(GroupReader* g) { groups_ = g; }

@@ -411,6 +411,44 @@ TEST_F(GroupTest, ChunksKeptAsTheyAreLeaveTheFastTier) {
   }
 }
 
+// A chunk that gc moved while the recompressor was coding it is not written off as tried: neither
+// a group nor a settle applies to it (it no longer lies where it was read), and it stays in the
+// backlog to be claimed again from where it is now. (Before, every member was marked tried, so
+// chunks moved by a gc pass during a drain stayed zstd records in the fast tier for good.)
+TEST_F(GroupTest, ChunksMovedWhileBeingCodedStayInTheBacklog) {
+  auto chunks = put_chunks(*st_, 5, 21);
+  std::vector<GroupedChunk> was;
+  for (auto& c : chunks) {
+    ChunkPlace p;
+    ASSERT_TRUE(st_->chunks.locate(c.id, p).ok());
+    was.push_back({c.id, p, uint32_t(c.bytes.size())});
+  }
+  auto moved = st_->chunks.settle(was);  // stands in for gc moving them
+  ASSERT_TRUE(moved.ok()) << moved.status().message();
+  EXPECT_EQ(*moved, chunks.size());
+  EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE tier_done = 0"), 0) << "a settled chunk is tried";
+  sql_exec(*st_, "UPDATE chunks SET tier_done = 0");
+
+  auto again = st_->chunks.settle(was);  // stale places: nothing applies
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, 0u);
+  auto grouped = st_->chunks.store_group(was, 1000, ChunkHash{}, "payload", "model");
+  ASSERT_TRUE(grouped.ok());
+  EXPECT_EQ(*grouped, 0u);
+  EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM groups"), 0);
+  EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE tier_done = 0"), int64_t(chunks.size()));
+
+  drain(*st_, 1 << 20);  // claimed again from where they are now
+  EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE tier_done = 0"), 0);
+  EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE codec = 3"),
+            sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE raw_len > 1"));
+  for (auto& c : chunks) {
+    auto b = st_->chunks.get(c.id);
+    ASSERT_TRUE(b.ok()) << b.status().message();
+    EXPECT_EQ(**b, c.bytes);
+  }
+}
+
 TEST_F(GroupTest, IncompressibleChunksAreNotGrouped) {
   std::string noise = test::random_bytes(100000, 9);
   auto id = st_->chunks.put(reinterpret_cast<const uint8_t*>(noise.data()), noise.size());
