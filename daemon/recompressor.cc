@@ -234,9 +234,7 @@ Status Recompressor::process(const std::vector<Claim>& claims) {
   // again from where it is now instead of being left in the fast stream for good.
   if (!keep) {  // they stay as they are, so they leave the fast stream
     c_.kept += members.size();
-    auto settled = store_.chunks.settle(fast);
-    if (!settled.ok()) return settled.status();
-    return Status::Ok();
+    return store_.chunks.settle(fast).status();
   }
   const size_t after = payload.size();
   const ChunkHash th = group_table_hash(std::string_view(payload).substr(0, group_table_len(table.size())));

@@ -127,11 +127,10 @@ std::vector<uint32_t> PackStore::current_packs() const {
   return out;
 }
 
-bool PackStore::is_current(uint32_t pack) const {
-  std::lock_guard<std::mutex> g(mu_);
-  for (const Current& c : cur_)
-    if (c.id && c.id == pack) return true;
-  return false;
+PackStore::Current* PackStore::current_locked(uint32_t pack) {
+  for (Current& c : cur_)
+    if (c.id && c.id == pack) return &c;
+  return nullptr;
 }
 
 void PackStore::seal_locked(Current& c) {
@@ -141,12 +140,9 @@ void PackStore::seal_locked(Current& c) {
 
 bool PackStore::seal(uint32_t pack) {
   std::lock_guard<std::mutex> g(mu_);
-  for (Current& c : cur_)
-    if (c.id && c.id == pack) {
-      seal_locked(c);
-      return true;
-    }
-  return false;
+  Current* c = current_locked(pack);
+  if (c) seal_locked(*c);
+  return c != nullptr;
 }
 
 Result<std::shared_ptr<PackFd>> PackStore::fd_for(uint32_t pack) {
@@ -289,8 +285,7 @@ Status PackStore::sync() {
 
 Status PackStore::remove(uint32_t pack) {
   std::lock_guard<std::mutex> g(mu_);
-  for (const Current& c : cur_)
-    if (c.id && c.id == pack) return Status::Error(EBUSY, "cannot remove the pack being written");
+  if (current_locked(pack)) return Status::Error(EBUSY, "cannot remove the pack being written");
   fds_.erase(pack);  // readers holding the shared fd keep it open until they finish
   if (::unlink(path_of(pack).c_str()) != 0 && errno != ENOENT)
     return Status::Error(errno, "cannot remove " + path_of(pack));

@@ -71,7 +71,6 @@ class PackStore {
   std::vector<std::pair<uint32_t, uint64_t>> list() const;  // (pack id, file size)
   // The packs that appends may still go to (0: none in that stream this session).
   std::vector<uint32_t> current_packs() const;
-  bool is_current(uint32_t pack) const;
   // Ends appends to `pack` if it is a current pack (the stream's next append starts a new one),
   // so that gc may remove a current pack that is mostly garbage. Returns whether it was current.
   bool seal(uint32_t pack);
@@ -86,6 +85,7 @@ class PackStore {
     int fd = -1;
     uint64_t size = 0;
   };
+  Current* current_locked(uint32_t pack);  // the stream whose current pack it is, or null
   Status start_new_pack(Current& c);
   void seal_locked(Current& c);
   Status check_space(int fd, size_t need);

@@ -24,13 +24,9 @@ open(last, "wb").write(data)
 EOF2
 written=$(( 20 * 4 << 20 ))
 most=$(( 24 << 20 ))  # the last version, and what the two-pass deletion may still hold
-seen=0
-for i in $(seq 1 60); do
-  seen=$(pack_files_bytes "$STORE")
-  [ "$seen" -le "$most" ] && break
-  sleep 1
-done
-log "FIGURE packs: $seen bytes after $written bytes written (bound $most), ${i}s after the last write"
+t0=$(date +%s)
+seen=$(poll_le 60 "$most" pack_files_bytes "$STORE")
+log "FIGURE packs: $seen bytes after $written bytes written (bound $most), $(($(date +%s) - t0))s after the last write"
 [ "$seen" -le "$most" ] || fail "garbage was not collected: packs hold $seen bytes > $most, with gc_garbage_mb=8 and no timed pass due"
 cmp "$IT_TMP/last" "$MNT/f" || fail "the file does not read back as its last version"
 dz_umount "$MNT" "$STORE"

@@ -241,6 +241,19 @@ dz_umount() {
 
 dz_remount() { dz_umount "$2" "$1"; dz_mount "$@"; }
 
+# poll_le SECONDS BOUND CMD...: runs CMD (which prints a number) once a second until the number
+# is at most BOUND or SECONDS have passed; prints the last number.
+poll_le() {
+  local secs=$1 bound=$2 v i
+  shift 2
+  for i in $(seq 1 "$secs"); do
+    v=$("$@")
+    [ "$v" -le "$bound" ] && break
+    [ "$i" -lt "$secs" ] && sleep 1
+  done
+  echo "$v"
+}
+
 # dz_stats STORE|MNT: the --json object, validated to hold the contract's keys.
 dz_stats() {
   local out rc=0

@@ -24,15 +24,7 @@ daemon_pid() {
   echo "$p"
 }
 # idle_rss PID BOUND: waits (up to 20 s) for RSS to fall to BOUND MB; prints the last RSS.
-idle_rss() {
-  local r i
-  for i in $(seq 1 20); do
-    r=$(rss_mb "$1")
-    [ "$r" -le "$2" ] && break
-    sleep 1
-  done
-  echo "$r"
-}
+idle_rss() { poll_le 20 "$2" rss_mb "$1"; }
 
 dz_mkfs "$STORE"
 dz_mount "$STORE" "$MNT" -o "$OPTS"

@@ -55,6 +55,15 @@ std::vector<Put> put_chunks(Store& st, int n, uint64_t seed) {
   return out;
 }
 
+// Every chunk reads back as the bytes it was stored with.
+void expect_read_back(Store& st, const std::vector<Put>& chunks) {
+  for (auto& c : chunks) {
+    auto b = st.chunks.get(c.id);
+    ASSERT_TRUE(b.ok()) << "chunk " << c.id << ": " << b.status().message();
+    EXPECT_EQ(**b, c.bytes) << "chunk " << c.id;
+  }
+}
+
 void drain(Store& st, uint64_t group_bytes) {
   RecompressOptions ro;
   ro.settle_secs = 0;
@@ -328,11 +337,7 @@ TEST_F(GroupTest, GcRegroupsMostlyDeadGroupsAndReclaimsTheirRecords) {
   for (auto& [id, size] : st_->packs.list()) pack_bytes += size;
   EXPECT_LE(pack_bytes, uint64_t(live_bytes) + 16 * st_->packs.list().size());
   st_ = reopen(st_, dir_);
-  for (auto& c : live) {
-    auto b = st_->chunks.get(c.id);
-    ASSERT_TRUE(b.ok()) << b.status().message();
-    EXPECT_EQ(**b, c.bytes);
-  }
+  expect_read_back(*st_, live);
 }
 
 // Bytes of the live records (headers included) and of the pack files.
@@ -375,11 +380,7 @@ TEST_F(GroupTest, DrainedVolumeHoldsNoSupersededRecords) {
   st_ = reopen(st_, dir_);
   ASSERT_TRUE(collect_garbage(*st_).ok());
   EXPECT_LE(pack_file_bytes(*st_), live_record_bytes(*st_) + 16 * int64_t(st_->packs.list().size()));
-  for (auto& c : all) {
-    auto b = st_->chunks.get(c.id);
-    ASSERT_TRUE(b.ok()) << b.status().message();
-    EXPECT_EQ(**b, c.bytes);
-  }
+  expect_read_back(*st_, all);
 }
 
 // Chunks that recompression does not shrink enough stay zstd records, but leave the fast stream:
@@ -404,11 +405,7 @@ TEST_F(GroupTest, ChunksKeptAsTheyAreLeaveTheFastTier) {
   EXPECT_EQ(g->packs_removed, 1u);
   EXPECT_EQ(g->records_moved, 0u);
   EXPECT_EQ(pack_file_bytes(*st_), live_record_bytes(*st_) + 16);
-  for (auto& c : chunks) {
-    auto b = st_->chunks.get(c.id);
-    ASSERT_TRUE(b.ok()) << b.status().message();
-    EXPECT_EQ(**b, c.bytes);
-  }
+  expect_read_back(*st_, chunks);
 }
 
 // A chunk that gc moved while the recompressor was coding it is not written off as tried: neither
@@ -442,11 +439,7 @@ TEST_F(GroupTest, ChunksMovedWhileBeingCodedStayInTheBacklog) {
   EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE tier_done = 0"), 0);
   EXPECT_EQ(sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE codec = 3"),
             sql_i64(*st_, "SELECT COUNT(*) FROM chunks WHERE raw_len > 1"));
-  for (auto& c : chunks) {
-    auto b = st_->chunks.get(c.id);
-    ASSERT_TRUE(b.ok()) << b.status().message();
-    EXPECT_EQ(**b, c.bytes);
-  }
+  expect_read_back(*st_, chunks);
 }
 
 TEST_F(GroupTest, IncompressibleChunksAreNotGrouped) {
@@ -528,11 +521,7 @@ TEST_F(GroupTest, SchemaOneIndexesAreReadAndUpgraded) {
   drain(*st_, 1 << 20);
   EXPECT_GE(sql_i64(*st_, "SELECT COUNT(*) FROM groups"), 1);
   st_ = reopen(st_, dir_);
-  for (auto& c : chunks) {
-    auto b = st_->chunks.get(c.id);
-    ASSERT_TRUE(b.ok()) << b.status().message();
-    EXPECT_EQ(**b, c.bytes);
-  }
+  expect_read_back(*st_, chunks);
 }
 
 }  // namespace
