@@ -71,6 +71,11 @@ class Volume {
   Status flush(uint64_t ino);
   Status fsync(uint64_t ino);
   Status fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len);
+  // copy_file_range(2) inside the volume: the destination's extents name the source's chunks
+  // (no data is read or written); `copied` is how many bytes were copied (short at the source's
+  // end). Implemented in fs/volume_copy.cc.
+  Status copy_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, uint64_t off_out, uint64_t len,
+                    uint64_t& copied);
 
   Status readdir(uint64_t ino, uint64_t off, size_t max, bool plus, std::vector<DirEntry>& out);
   Status statfs(struct statvfs& out);
