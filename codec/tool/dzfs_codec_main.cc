@@ -1,15 +1,19 @@
 // dzfs-codec: command-line front end of the codec library.
 //   make-model [--seed N] [--window W] [--hidden H] [--layers L] OUT
 //   model-info MODEL
-//   compress   [--model M] [--level N] [--chunk BYTES] [--codec auto|raw|zstd|neural]
+//   compress   [--model M|none|default] [--level N] [--chunk BYTES] [--codec auto|raw|zstd|neural]
 //              [--isa I] [--threads T] IN OUT        (IN a file, or a tree -> OUT tree of .dzc)
 //   decompress [--model M]... [--isa I] [--threads T] IN OUT      (a .dzc file, or a tree)
-// A .dzc file is the concatenation of the frames of the file's chunks.
+// A .dzc file is the container of codec/FORMAT.md section 8 (header, frames, index); files of
+// the older format (the bare concatenation of frames) still decompress. compress and decompress
+// go through the public C API (libdzcodec, codec/include/dzcodec.h); without --model the
+// embedded default model codes, and every embedded model is available for decoding.
 //   bench      [--model M] [--chunk BYTES] [--isa I] [--max-bytes N] PATH...   (files or trees)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -20,6 +24,7 @@
 #include "codec/model.h"
 #include "codec/neural.h"
 #include "codec/util.h"
+#include "dzcodec.h"
 
 using namespace dzfs::codec;
 namespace fs = std::filesystem;
@@ -30,7 +35,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: dzfs-codec make-model [--seed N] [--window W(16)] [--hidden H(64)] [--layers L(1)] OUT\n"
                "       dzfs-codec model-info MODEL\n"
-               "       dzfs-codec compress [--model M] [--level N] [--chunk BYTES] [--codec auto|raw|zstd|neural]\n"
+               "       dzfs-codec compress [--model M|none|default] [--level N] [--chunk BYTES] [--codec auto|raw|zstd|neural]\n"
                "                           [--isa auto|scalar|avx2|avx512vnni] [--threads T] IN OUT\n"
                "       dzfs-codec decompress [--model M]... [--isa I] [--threads T] IN OUT\n"
                "       dzfs-codec bench [--model M] [--chunk BYTES] [--isa I] [--max-bytes N] PATH...\n");
@@ -138,86 +143,143 @@ void collect(const fs::path& p, std::vector<fs::path>* files) {
   files->insert(files->end(), sub.begin(), sub.end());
 }
 
-int compress_one(const Args& a, const std::string& in_path, const std::string& out_path) {
-  auto model = load_opt_model(a.get("model"));
-  if (!model.ok()) return fail(model.status());
-  uint64_t chunk = 65536, level = 3, threads = 1;
-  if (!to_u64(a.get("chunk", "65536"), &chunk) || chunk == 0 || chunk > kMaxFrameRawLen) return usage();
-  if (!to_u64(a.get("level", "3"), &level) || !to_u64(a.get("threads", "1"), &threads)) return usage();
-  auto in = read_file(in_path, size_t{1} << 34);
-  if (!in.ok()) return fail(in.status());
-  std::vector<std::span<const uint8_t>> chunks;
-  for (size_t off = 0; off < in->size(); off += chunk)
-    chunks.emplace_back(in->data() + off, std::min<size_t>(chunk, in->size() - off));
+// compress and decompress run on the public C API (codec/include/dzcodec.h), streaming the file
+// through it in 1 MiB blocks: memory stays bounded whatever the file's size, and the CLI is a real
+// user of the API the bindings use.
+int api_fail(const char* what) {
+  std::fprintf(stderr, "dzfs-codec: %s: %s\n", what, dzc_last_error());
+  return 1;
+}
+
+struct CtxHolder {
+  dzc_ctx* c = dzc_ctx_new();
+  ~CtxHolder() { dzc_ctx_free(c); }
+};
+
+// --model M: a model file, "none" (no network: the adaptive models alone) or "default" (the
+// embedded default, also what no --model means). Every --model is added for decoding.
+int setup_ctx(const Args& a, dzc_ctx* ctx, bool encoding) {
+  if (!ctx) return api_fail("context");
+  auto models = a.all("model");
+  for (size_t i = 0; i < models.size(); ++i) {
+    const std::string& m = models[i];
+    if (m == "default") continue;
+    if (m == "none") {
+      if (encoding && dzc_ctx_set_model(ctx, nullptr) != DZC_OK) return api_fail("model");
+      continue;
+    }
+    dzc_model* mod = nullptr;
+    if (dzc_model_load_file(m.c_str(), &mod) != DZC_OK) return api_fail("model");
+    const int rc = encoding && i == 0 ? dzc_ctx_set_model(ctx, mod) : dzc_ctx_add_model(ctx, mod);
+    dzc_model_free(mod);
+    if (rc != DZC_OK) return api_fail("model");
+  }
+  uint64_t threads = 1;
+  if (!to_u64(a.get("threads", "1"), &threads) || dzc_ctx_set_param(ctx, DZC_P_THREADS, (long long)threads) != DZC_OK) return 2;
+  const std::string isa = a.get("isa", "auto");
+  const int isa_v = isa == "scalar" ? DZC_ISA_SCALAR : isa == "avx2" ? DZC_ISA_AVX2 : isa == "avx512vnni" ? DZC_ISA_AVX512VNNI : DZC_ISA_AUTO;
+  if (isa_v == DZC_ISA_AUTO && isa != "auto") std::fprintf(stderr, "dzfs-codec: unknown --isa, using auto\n");
+  if (dzc_ctx_set_param(ctx, DZC_P_ISA, isa_v) != DZC_OK) return api_fail("isa");
+  if (!encoding) return 0;
+  uint64_t chunk = 65536, level = 3;
+  if (!to_u64(a.get("chunk", "65536"), &chunk) || dzc_ctx_set_param(ctx, DZC_P_CHUNK_SIZE, (long long)chunk) != DZC_OK) return 2;
+  if (!to_u64(a.get("level", "3"), &level) || dzc_ctx_set_param(ctx, DZC_P_ZSTD_LEVEL, (long long)level) != DZC_OK) return 2;
   const std::string codec = a.get("codec", "auto");
-  std::vector<std::vector<uint8_t>> frames;
-  EncodeOptions eo;
-  eo.zstd_level = static_cast<int>(level);
-  eo.isa = get_isa(a);
-  const double t0 = now();
-  if (codec == "auto") {
-    CpuBackendOptions o;
-    o.isa = eo.isa;
-    o.encode = eo;
-    auto be = make_cpu_backend(*model, ModelSet{}, o);
-    if (auto s = be->encode_batch(chunks, &frames, BatchOptions{static_cast<unsigned>(threads)}); !s.ok()) return fail(s);
-  } else {
-    CodecId id;
-    if (codec == "raw") id = CodecId::kRaw;
-    else if (codec == "zstd") id = CodecId::kZstd;
-    else if (codec == "neural") id = CodecId::kNeural;
-    else return usage();
-    for (auto c : chunks) {
-      auto f = encode_frame(c.empty() ? CodecId::kRaw : id, c, model->get(), eo);
-      if (!f.ok()) return fail(f.status());
-      frames.push_back(std::move(*f));
+  int c;
+  if (codec == "auto") c = DZC_CODEC_AUTO;
+  else if (codec == "raw") c = DZC_CODEC_RAW;
+  else if (codec == "zstd") c = DZC_CODEC_ZSTD;
+  else if (codec == "neural") c = DZC_CODEC_NEURAL;
+  else return 2;
+  if (dzc_ctx_set_param(ctx, DZC_P_CODEC, c) != DZC_OK) return api_fail("codec");
+  return 0;
+}
+
+struct File {
+  FILE* f = nullptr;
+  ~File() {
+    if (f) std::fclose(f);
+  }
+};
+
+// Pipes in_path through a dzc encoder or decoder into out_path. Counts frames per codec when
+// encoding (byte 5 of each frame header, seen while the output passes).
+template <class Stream>
+int pipe_file(const std::string& in_path, const std::string& out_path, Stream* s, uint64_t* in_bytes, uint64_t* out_bytes) {
+  File in, out;
+  in.f = std::fopen(in_path.c_str(), "rb");
+  if (!in.f) return fail(Status::Error(ErrorCode::kIo, in_path + ": " + std::strerror(errno)));
+  out.f = std::fopen(out_path.c_str(), "wb");
+  if (!out.f) return fail(Status::Error(ErrorCode::kIo, out_path + ": " + std::strerror(errno)));
+  std::vector<uint8_t> ib(1u << 20), ob(1u << 20);
+  auto drain = [&]() -> bool {
+    while (s->pending() > 0) {
+      size_t got = 0;
+      if (s->read(ob.data(), ob.size(), &got) != DZC_OK) return false;
+      if (std::fwrite(ob.data(), 1, got, out.f) != got) return false;
+      *out_bytes += got;
+    }
+    return true;
+  };
+  for (;;) {
+    const size_t n = std::fread(ib.data(), 1, ib.size(), in.f);
+    if (n == 0) break;
+    *in_bytes += n;
+    for (size_t off = 0; off < n;) {
+      size_t used = 0;
+      if (s->write(ib.data() + off, n - off, &used) != DZC_OK) return api_fail(in_path.c_str());
+      off += used;
+      if (!drain()) return api_fail(out_path.c_str());
     }
   }
+  if (std::ferror(in.f)) return fail(Status::Error(ErrorCode::kIo, in_path + ": read error"));
+  if (s->finish() != DZC_OK) return api_fail(in_path.c_str());
+  if (!drain()) return api_fail(out_path.c_str());
+  if (std::fflush(out.f) != 0 || std::ferror(out.f)) return fail(Status::Error(ErrorCode::kIo, out_path + ": write error"));
+  return 0;
+}
+
+struct EncStream {
+  dzc_encoder* e = nullptr;
+  ~EncStream() { dzc_encoder_free(e); }
+  int write(const uint8_t* p, size_t n, size_t* used) { return dzc_encoder_write(e, p, n, used); }
+  int finish() { return dzc_encoder_finish(e); }
+  int read(uint8_t* p, size_t n, size_t* got) { return dzc_encoder_read(e, p, n, got); }
+  size_t pending() const { return dzc_encoder_pending(e); }
+};
+struct DecStream {
+  dzc_decoder* d = nullptr;
+  ~DecStream() { dzc_decoder_free(d); }
+  int write(const uint8_t* p, size_t n, size_t* used) { return dzc_decoder_write(d, p, n, used); }
+  int finish() { return dzc_decoder_finish(d); }
+  int read(uint8_t* p, size_t n, size_t* got) { return dzc_decoder_read(d, p, n, got); }
+  size_t pending() const { return dzc_decoder_pending(d); }
+};
+
+int compress_one(const Args& a, const std::string& in_path, const std::string& out_path) {
+  CtxHolder ctx;
+  if (int rc = setup_ctx(a, ctx.c, true); rc != 0) return rc == 2 ? usage() : rc;
+  EncStream s;
+  if (dzc_encoder_new(ctx.c, &s.e) != DZC_OK) return api_fail("encoder");
+  uint64_t in_bytes = 0, out_bytes = 0;
+  const double t0 = now();
+  if (int rc = pipe_file(in_path, out_path, &s, &in_bytes, &out_bytes); rc != 0) return rc;
   const double dt = now() - t0;
-  std::vector<uint8_t> out;
-  size_t counts[3] = {0, 0, 0};
-  for (auto& f : frames) {
-    out.insert(out.end(), f.begin(), f.end());
-    counts[f[5]]++;
-  }
-  if (auto s = write_file(out_path, out); !s.ok()) return fail(s);
-  std::fprintf(stderr, "%s: %zu -> %zu bytes (%.3f bpc), frames raw %zu zstd %zu neural %zu, %.2f MB/s\n", in_path.c_str(), in->size(),
-               out.size(), in->empty() ? 0.0 : 8.0 * out.size() / in->size(), counts[0], counts[1], counts[2],
-               in->size() / 1e6 / std::max(dt, 1e-9));
+  std::fprintf(stderr, "%s: %llu -> %llu bytes (%.3f bpc), %.2f MB/s\n", in_path.c_str(), (unsigned long long)in_bytes,
+               (unsigned long long)out_bytes, in_bytes ? 8.0 * out_bytes / in_bytes : 0.0, in_bytes / 1e6 / std::max(dt, 1e-9));
   return 0;
 }
 
 int decompress_one(const Args& a, const std::string& in_path, const std::string& out_path) {
-  ModelSet set;
-  for (auto& p : a.all("model")) {
-    auto m = Model::load_file(p);
-    if (!m.ok()) return fail(m.status());
-    set.add(*m);
+  CtxHolder ctx;
+  if (int rc = setup_ctx(a, ctx.c, false); rc != 0) return rc == 2 ? usage() : rc;
+  DecStream s;
+  if (dzc_decoder_new(ctx.c, &s.d) != DZC_OK) return api_fail("decoder");
+  uint64_t in_bytes = 0, out_bytes = 0;
+  if (int rc = pipe_file(in_path, out_path, &s, &in_bytes, &out_bytes); rc != 0) {
+    std::remove(out_path.c_str());  // never leave a partial output that looks like a result
+    return rc;
   }
-  uint64_t threads = 1;
-  if (!to_u64(a.get("threads", "1"), &threads)) return usage();
-  auto in = read_file(in_path, size_t{1} << 34);
-  if (!in.ok()) return fail(in.status());
-  std::vector<std::span<const uint8_t>> frames;
-  size_t off = 0;
-  while (off < in->size()) {
-    auto h = peek_frame_header(std::span<const uint8_t>(*in).subspan(off));
-    if (!h.ok()) return fail(Status::Error(h.status().code(), "at offset " + std::to_string(off) + ": " + h.status().message()));
-    if (h->frame_len() > in->size() - off) return fail(Status::Error(ErrorCode::kCorrupt, "truncated last frame"));
-    frames.emplace_back(in->data() + off, h->frame_len());
-    off += h->frame_len();
-  }
-  CpuBackendOptions o;
-  o.isa = get_isa(a);
-  auto be = make_cpu_backend(nullptr, set, o);
-  std::vector<Result<std::vector<uint8_t>>> outs;
-  be->decode_batch(frames, &outs, BatchOptions{static_cast<unsigned>(threads)});
-  std::vector<uint8_t> out;
-  for (size_t i = 0; i < outs.size(); ++i) {
-    if (!outs[i].ok()) return fail(Status::Error(outs[i].status().code(), "frame " + std::to_string(i) + ": " + outs[i].status().message()));
-    out.insert(out.end(), outs[i]->begin(), outs[i]->end());
-  }
-  if (auto s = write_file(out_path, out); !s.ok()) return fail(s);
   return 0;
 }
 
