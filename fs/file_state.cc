@@ -243,7 +243,7 @@ Status FileState::truncate(uint64_t size) {
 
 Status FileState::apply(IndexDb& index) {
   if (!dirty_.empty()) return Status::Error(EIO, "internal: apply with dirty bytes");
-  if (changed_from_ == UINT64_MAX && !size_changed_) return Status::Ok();
+  if (changed_from_ == UINT64_MAX && !size_changed_ && !touch_ns_) return Status::Ok();
   std::lock_guard<std::mutex> g(index.mu);
   SqliteDb& db = *index.db;
   DZ_RETURN_IF_ERROR(db.exec("SAVEPOINT apply_file"));
@@ -272,6 +272,11 @@ Status FileState::apply(IndexDb& index) {
         DZ_RETURN_IF_ERROR(u.run());
       }
     }
+    if (touch_ns_) {  // a copy's times, in the same savepoint as its extents
+      Stmt t = db.prepare("UPDATE inodes SET mtime_ns = ?1, ctime_ns = ?1 WHERE ino = ?2");
+      t.bind(1, touch_ns_).bind(2, ino_);
+      DZ_RETURN_IF_ERROR(t.run());
+    }
     Stmt u = db.prepare(
         "UPDATE inodes SET size = ?1, data_bytes = (SELECT COALESCE(SUM(len), 0) FROM extents WHERE ino = ?2) "
         "WHERE ino = ?2");
@@ -289,6 +294,82 @@ Status FileState::apply(IndexDb& index) {
   pins_.clear();
   changed_from_ = UINT64_MAX;
   size_changed_ = false;
+  touch_ns_ = 0;
+  return Status::Ok();
+}
+
+// ---- copies (copy_file_range) -----------------------------------------------------------------
+
+std::vector<std::pair<uint64_t, Extent>> FileState::extents_moved(uint64_t off, uint64_t n, uint64_t to) const {
+  std::vector<std::pair<uint64_t, Extent>> out;
+  const uint64_t end = off + n;
+  auto it = extents_.upper_bound(off);
+  if (it != extents_.begin()) --it;
+  for (; it != extents_.end() && it->first < end; ++it) {
+    const uint64_t e_end = it->first + it->second.len;
+    if (e_end <= off) continue;
+    const uint64_t from = std::max(off, it->first), till = std::min(end, e_end);
+    Extent e = it->second;
+    e.chunk_off += uint32_t(from - it->first);  // the part of the chunk this piece covers
+    e.len = till - from;
+    out.push_back({to + (from - off), e});
+  }
+  return out;
+}
+
+FileState::RangeBackup FileState::backup_range(uint64_t lo, uint64_t hi) const {
+  RangeBackup b{lo, hi, {}, size_, changed_from_, size_changed_, touch_ns_};
+  auto it = extents_.upper_bound(lo);
+  if (it != extents_.begin()) --it;
+  for (; it != extents_.end() && it->first < hi; ++it) {
+    const uint64_t e_end = it->first + it->second.len;
+    if (e_end <= lo) continue;
+    b.lo = std::min(b.lo, it->first);
+    b.hi = std::max(b.hi, e_end);
+    b.extents.push_back(*it);
+  }
+  return b;
+}
+
+// Only the saved extents (whole) and what a copy put in their place start inside [b.lo, b.hi):
+// an extent starting there otherwise would overlap a saved one.
+void FileState::restore_range(const RangeBackup& b) {
+  extents_.erase(extents_.lower_bound(b.lo), extents_.lower_bound(b.hi));
+  for (auto& [o, e] : b.extents) extents_[o] = e;
+  size_ = b.size;
+  changed_from_ = b.changed_from;
+  size_changed_ = b.size_changed;
+  touch_ns_ = b.touch_ns;
+}
+
+Status FileState::copy_from(FileState& src, uint64_t off_in, uint64_t off_out, uint64_t len, int64_t now_ns,
+                            IndexDb& index, uint64_t& copied) {
+  copied = 0;
+  if (off_in >= src.size_ || len == 0) return Status::Ok();  // at or past the source's end
+  const uint64_t n = std::min(len, src.size_ - off_in);
+  if (off_out > kNoEnd || n > kNoEnd - off_out)
+    return Status::Error(EFBIG, "copy would end past the largest file offset");
+  if (&src == this && off_in < off_out + n && off_out < off_in + n)
+    return Status::Error(EINVAL, "source and destination ranges of one file overlap");
+  // The source's extents must describe all its bytes, and apply() takes no dirty bytes.
+  DZ_RETURN_IF_ERROR(src.flush_dirty());
+  DZ_RETURN_IF_ERROR(flush_dirty());
+  auto pieces = src.extents_moved(off_in, n, off_out);  // before the cut: src may be *this
+  RangeBackup undo = backup_range(off_out, off_out + n);
+  cut_extents(off_out, off_out + n);
+  for (auto& [o, e] : pieces) extents_[o] = e;
+  mark_changed(off_out);
+  size_ = std::max(size_, off_out + n);
+  size_changed_ = true;
+  touch_ns_ = now_ns;
+  // Applied now, under src's lock: see "Copies" in file_state.h. On failure memory goes back to
+  // what the index holds plus the pending changes from before, so nothing names an unprotected chunk.
+  Status s = apply(index);
+  if (!s.ok()) {
+    restore_range(undo);
+    return s;
+  }
+  copied = n;
   return Status::Ok();
 }
 

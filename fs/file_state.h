@@ -15,11 +15,22 @@
 //  - Nothing here touches the index until apply(): the index sees the file in its old state until
 //    the whole new state is applied in one go (at flush, fsync or release), so a commit never
 //    captures a half-written file.
+//
+// Copies (copy_from, for copy_file_range): the source's dirty bytes are materialized so that
+// its extent map describes all of its content; the destination range is then cut out of the
+// destination's map and filled with the source's extents, re-based (chunk_off/len name the part
+// of a chunk that the copy covers, so the partial chunks at both ends are shared, not re-chunked:
+// re-chunking would read and decode them, and a fragment keeps at most one chunk per end alive).
+// Holes stay holes. The destination is applied before the locks are dropped: until an extents
+// row names a shared chunk, only the source protects it from gc (its rows or its pins), and the
+// source may drop it the moment its lock is released; ChunkStore offers no pin of an existing
+// chunk by id, so the destination cannot hold it by itself in memory.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "index/chunk_store.h"
@@ -55,6 +66,11 @@ class FileState {
   Status truncate(uint64_t size);
   Status flush_dirty();              // materialize all dirty bytes
   Status apply(IndexDb& index);      // write changed extents and size to the index (dirty empty)
+  // copy_file_range inside the volume (see "Copies" below): [off_in, off_in + len) of `src`
+  // (which may be *this) replaces [off_out, off_out + copied) of this file, as extents naming
+  // src's chunks, and is applied to the index at once. The caller holds both mu (inode order).
+  Status copy_from(FileState& src, uint64_t off_in, uint64_t off_out, uint64_t len, int64_t now_ns,
+                   IndexDb& index, uint64_t& copied);
   uint64_t size() const { return size_; }
   uint64_t dirty_bytes() const { return dirty_bytes_; }
   bool changed() const { return changed_from_ != UINT64_MAX || size_changed_ || !dirty_.empty(); }
@@ -66,6 +82,18 @@ class FileState {
   Status compose(uint64_t off, uint64_t len, char* out);
   void cut_extents(uint64_t lo, uint64_t hi);  // removes [lo, hi) from the map, splitting
   void mark_changed(uint64_t off) { changed_from_ = std::min(changed_from_, off); }
+  // Extents of [off, off + n) (holes left out), clipped to it and moved to start at `to`.
+  std::vector<std::pair<uint64_t, Extent>> extents_moved(uint64_t off, uint64_t n, uint64_t to) const;
+  // What a copy into [lo, hi) changes in memory, kept so a failed apply can put it back.
+  struct RangeBackup {
+    uint64_t lo = 0, hi = 0;  // the span the old extents of the range (and straddlers) covered
+    std::vector<std::pair<uint64_t, Extent>> extents;
+    uint64_t size = 0, changed_from = 0;
+    bool size_changed = false;
+    int64_t touch_ns = 0;
+  };
+  RangeBackup backup_range(uint64_t lo, uint64_t hi) const;
+  void restore_range(const RangeBackup& b);
 
   uint64_t ino_;
   ChunkStore& chunks_;
@@ -77,6 +105,7 @@ class FileState {
   uint64_t size_ = 0;
   uint64_t changed_from_ = UINT64_MAX;  // lowest offset whose extents differ from the index
   bool size_changed_ = false;
+  int64_t touch_ns_ = 0;                // mtime/ctime for apply to set (a copy), 0: leave them
   std::vector<int64_t> pins_;           // chunks pinned for extents the index does not hold yet
 };
 

@@ -1,6 +1,7 @@
 // FUSE low-level glue: decode the request, call the Volume, encode the reply. No policy here.
 #include "fs/fuse_ops.h"
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -242,6 +243,21 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
   reply_err(req, vol(req).fallocate(ino, mode, uint64_t(off), uint64_t(len)));
 }
 
+// copy_file_range(2) inside the mount: chunks are shared, no data moves (Volume::copy_range). The
+// reply's count is 32 bits in the FUSE protocol, so one request copies at most 4 GiB less a page;
+// callers loop on a short count.
+void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info*, fuse_ino_t ino_out,
+                        off_t off_out, fuse_file_info*, size_t len, int flags) {
+  if (flags != 0 || off_in < 0 || off_out < 0)  // as copy_file_range(2)
+    return reply_err(req, Status::Error(EINVAL, "bad copy_file_range arguments"));
+  constexpr uint64_t kMaxReply = 0xFFFFF000u;
+  uint64_t copied = 0;
+  Status s = vol(req).copy_range(ino_in, uint64_t(off_in), ino_out, uint64_t(off_out),
+                                 std::min<uint64_t>(len, kMaxReply), copied);
+  if (!s.ok()) return reply_err(req, s);
+  fuse_reply_write(req, size_t(copied));
+}
+
 fuse_lowlevel_ops make_ops() {
   fuse_lowlevel_ops o{};
   o.init = op_init;
@@ -275,6 +291,7 @@ fuse_lowlevel_ops make_ops() {
   o.listxattr = op_listxattr;
   o.removexattr = op_removexattr;
   o.fallocate = op_fallocate;
+  o.copy_file_range = op_copy_file_range;
   return o;
 }
 
