@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <map>
 #include <string>
 #include <thread>
@@ -19,14 +20,20 @@
 
 #include "daemon/recompressor.h"
 #include "daemon/volume_trainer.h"
+#include "fs/control_socket.h"
 #include "fs/mount.h"
 #include "fs/mountinfo.h"
 #include "fs/progress.h"
+#include "fs/volume.h"
 #include "index/fsck.h"
 #include "index/gc.h"
 #include "index/index_at_rest.h"
 #include "index/log.h"
 #include "index/model_registry.h"
+#include "index/prune.h"
+#include "index/schema.h"
+#include "index/snapshot_diff.h"
+#include "index/snapshots.h"
 #include "index/stats.h"
 #include "index/store.h"
 
@@ -74,6 +81,24 @@ const std::map<std::string, std::string> kHelp = {
               "  model file; see train/README.md. Both run the dzfs-train program installed beside dzfs."},
     {"unpack-index", "dzfs unpack-index STORE\n  Inflate the volume's packed index (index.db.zst) to STORE/index.db, a plain SQLite file,\n"
                      "  for sqlite3 or a script to read. The next clean close of the volume packs it again."},
+    {"snapshot", "dzfs snapshot MNT/PATH [NAME]   |   dzfs snapshot --delete MNT/.snapshots/NAME... | STORE|MNT NAME...\n"
+                 "  Make an instant, read-only snapshot of directory PATH of a mounted volume, shared chunk\n"
+                 "  by chunk with it, as MNT/.snapshots/NAME (default NAME: the UTC date and time). Nothing\n"
+                 "  in a snapshot can be changed (EROFS, root too); --delete removes snapshots (all or none;\n"
+                 "  mounted or not). dzfs gc, or the mount's gc, then reclaims what only they held."},
+    {"snapshots", "dzfs snapshots STORE|MOUNTPOINT [--json]\n"
+                  "  List snapshots: name, time, source, files, and the bytes only that snapshot holds (what\n"
+                  "  deleting it frees, as dzfs stats counts stored bytes)."},
+    {"prune", "dzfs prune STORE|MOUNTPOINT [--keep-within I] [--keep-last N] [--keep-minutely N] [-H|--keep-hourly N]\n"
+              "           [-d|--keep-daily N] [-w|--keep-weekly N] [-m|--keep-monthly N] [-y|--keep-yearly N]\n"
+              "           [-P|--prefix P] [-n|--dry-run] [--list]\n"
+              "  Delete the snapshots a retention policy does not keep, with borg prune's rules (newest of\n"
+              "  each period, -1 = every period, local time; I like 10d, 4w, 12m, 1y). All of them go in one\n"
+              "  change; then gc reclaims the space."},
+    {"diff", "dzfs diff MNT/A MNT/B [--json]   |   dzfs diff STORE|MNT A B [--json]\n"
+             "  What changed from tree A to tree B (snapshots or directories of one volume; A and B are\n"
+             "  paths in a mount, or snapshot names or /paths of the volume): added, removed and modified\n"
+             "  entries, with content, mode, owner, times, xattrs. From the index alone: no data is read."},
     {"fsck", "dzfs fsck STORE [--no-data] [--repair]\n  Check the index invariants and verify every chunk's bytes.\n"
              "  --repair moves damaged files into /lost+found (unreadable parts become holes) and fixes\n"
              "  counts, then checks again. Exit 0 when clean (after repair), 4 when problems remain."},
@@ -398,6 +423,258 @@ int cmd_fsck(const std::vector<std::string>& a) {
   return again->clean() ? 0 : 4;
 }
 
+// ---- snapshots, prune, diff ---------------------------------------------------------------
+
+std::string json_quote(std::string_view v) {
+  std::string o = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') o += '\\', o += char(c);
+    else if (c < 0x20 || c >= 0x7f) { char b[8]; snprintf(b, sizeof b, "\\u%04x", c); o += b; }
+    else o += char(c);
+  }
+  return o + "\"";
+}
+
+std::string utc_time(int64_t ns) {
+  time_t t = time_t(ns / 1000000000);
+  tm u{};
+  gmtime_r(&t, &u);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &u);
+  return buf;
+}
+
+// A path inside a mounted dzfs: its store, its mountpoint, and the path from the volume's root.
+struct MountPath {
+  std::string store, mountpoint, rel;
+};
+
+Result<MountPath> mount_path_of(const std::string& arg) {
+  const std::string canon = canonical_path(arg);
+  if (canon.empty()) return Status::Error(ENOENT, arg + " does not exist");
+  for (std::string p = canon;;) {
+    MountEntry m;
+    if (find_mount(p, m) && m.fstype == "fuse.dzfs") {
+      std::string rel = canon.substr(p == "/" ? 0 : p.size());
+      return MountPath{m.source, m.mountpoint, rel.empty() ? "/" : rel};
+    }
+    if (p == "/") return Status::Error(EINVAL, arg + " is not inside a mounted dzfs volume");
+    const size_t slash = p.rfind('/');
+    p = slash == 0 ? "/" : p.substr(0, slash);
+  }
+}
+
+// The store's index as of now: a mount is first made to commit, then read read-only beside it.
+Result<std::unique_ptr<Store>> open_for_reading(const std::string& target, std::string& dir) {
+  auto d = resolve_store(target);
+  if (!d.ok()) return d.status();
+  dir = *d;
+  if (Store::lock_holder(dir) != 0) {
+    MountEntry m;
+    if (find_mount(target, m)) commit_mount(m.mountpoint);
+  }
+  StoreOptions so;
+  so.readonly = true;
+  return Store::open(dir, so);
+}
+
+// Deletes snapshots: through the mount daemon when the volume is mounted, else here.
+Status delete_snapshots_of(const std::string& dir, const std::vector<std::string>& names) {
+  if (Store::lock_holder(dir) != 0) {
+    std::vector<std::string> req = {"delete"};
+    req.insert(req.end(), names.begin(), names.end());
+    return control_request(dir, req).status();
+  }
+  auto st = open_exclusive(dir);
+  if (!st.ok()) return st.status();
+  {
+    std::lock_guard<std::mutex> g((*st)->index.mu);
+    DZ_RETURN_IF_ERROR(delete_snapshots_locked(*(*st)->index.db, names, nullptr));
+  }
+  return (*st)->commit();
+}
+
+int cmd_snapshot_delete(const std::vector<std::string>& a) {
+  if (a.empty()) return usage_error(kHelp.at("snapshot"));
+  std::string dir;
+  std::vector<std::string> names;
+  if (auto mp = mount_path_of(a[0]); mp.ok() && mp->rel.rfind(std::string("/") + kSnapshotsDirName + "/", 0) == 0) {
+    dir = mp->store;  // paths of snapshots: MNT/.snapshots/NAME ...
+    for (const std::string& p : a) {
+      auto q = mount_path_of(p);
+      if (!q.ok()) return failed(q.status());
+      const std::string prefix = std::string("/") + kSnapshotsDirName + "/";
+      if (q->store != dir || q->rel.rfind(prefix, 0) != 0 || q->rel.find('/', prefix.size()) != std::string::npos)
+        return failed(Status::Error(EINVAL, p + " is not a snapshot of " + dir));
+      names.push_back(q->rel.substr(prefix.size()));
+    }
+  } else {
+    auto d = resolve_store(a[0]);
+    if (!d.ok()) return failed(d.status());
+    dir = *d;
+    names.assign(a.begin() + 1, a.end());
+    if (names.empty()) return usage_error(kHelp.at("snapshot"));
+  }
+  Status s = delete_snapshots_of(dir, names);
+  if (!s.ok()) return failed(s);
+  for (const std::string& n : names) printf("deleted snapshot %s\n", n.c_str());
+  return 0;
+}
+
+int cmd_snapshot(const std::vector<std::string>& a) {
+  if (!a.empty() && a[0] == "--delete") return cmd_snapshot_delete({a.begin() + 1, a.end()});
+  if (a.empty() || a.size() > 2 || a[0][0] == '-') return usage_error(kHelp.at("snapshot"));
+  const std::string name = a.size() == 2 ? a[1] : default_snapshot_name(now_ns());
+  if (Status n = check_snapshot_name(name); !n.ok()) return failed(n);
+  if (auto mp = mount_path_of(a[0]); mp.ok()) {
+    auto r = control_request(mp->store, {"snapshot", mp->rel, name});
+    if (!r.ok()) return failed(r.status());
+    std::vector<std::string> f;
+    for (size_t i = 0, j; i <= r->size(); i = j + 1) {
+      j = r->find('\0', i);
+      if (j == std::string::npos) j = r->size();
+      f.push_back(r->substr(i, j - i));
+    }
+    if (f.size() != 3) return failed(Status::Error(EPROTO, "unexpected reply from the mount daemon"));
+    const std::string at = mp->mountpoint == "/" ? "" : mp->mountpoint;
+    printf("snapshot %s of %s: %s/%s/%s (%s inodes)\n", f[0].c_str(), f[1].c_str(), at.c_str(), kSnapshotsDirName,
+           f[0].c_str(), f[2].c_str());
+    return 0;
+  }
+  // An unmounted STORE: a snapshot of its whole tree.
+  auto d = resolve_store(a[0]);
+  if (!d.ok()) return failed(Status::Error(EINVAL, a[0] + " is neither a directory in a mounted dzfs volume nor a volume"));
+  auto st = open_exclusive(*d);
+  if (!st.ok()) return failed(st.status());
+  Result<SnapshotInfo> info = Status::Error(EIO, "not run");
+  {
+    std::lock_guard<std::mutex> g((*st)->index.mu);
+    info = create_snapshot_locked(*(*st)->index.db, kRootIno, name, now_ns());
+  }
+  if (!info.ok()) return failed(info.status());
+  if (Status c = (*st)->commit(); !c.ok()) return failed(c);
+  printf("snapshot %s of /: /%s/%s (%llu inodes)\n", info->name.c_str(), kSnapshotsDirName, info->name.c_str(),
+         (unsigned long long)(info->hi - info->lo + 1));
+  return 0;
+}
+
+int cmd_snapshots(const std::vector<std::string>& a) {
+  bool json = false;
+  std::string target;
+  for (auto& x : a) {
+    if (x == "--json") json = true;
+    else if (target.empty() && x[0] != '-') target = x;
+    else return usage_error(kHelp.at("snapshots"));
+  }
+  if (target.empty()) return usage_error(kHelp.at("snapshots"));
+  std::string dir;
+  auto st = open_for_reading(target, dir);
+  if (!st.ok()) return failed(st.status());
+  std::lock_guard<std::mutex> g((*st)->index.mu);
+  SqliteDb& db = *(*st)->index.db;
+  auto list = list_snapshots_locked(db);
+  if (!list.ok()) return failed(list.status());
+  std::string out = json ? "{\"snapshots\": [" : "";
+  if (!json) out += "NAME                              CREATED (UTC)         SOURCE            FILES       DIRS  ONLY-HERE STORED  ONLY-HERE RAW\n";
+  for (size_t i = 0; i < list->size(); ++i) {
+    const SnapshotInfo& s = (*list)[i];
+    auto u = snapshot_usage_locked(db, s);
+    if (!u.ok()) return failed(u.status());
+    char line[1024];
+    if (json) {
+      snprintf(line, sizeof line,
+               "%s{\"name\": %s, \"created_ns\": %lld, \"created\": \"%sZ\", \"source\": %s, \"files\": %llu, "
+               "\"dirs\": %llu, \"others\": %llu, \"logical_bytes\": %llu, \"exclusive_chunks\": %llu, "
+               "\"exclusive_raw_bytes\": %llu, \"exclusive_stored_bytes\": %llu}",
+               i ? ", " : "", json_quote(s.name).c_str(), (long long)s.created_ns, utc_time(s.created_ns).c_str(),
+               json_quote(s.source).c_str(), (unsigned long long)u->files, (unsigned long long)u->dirs,
+               (unsigned long long)u->others, (unsigned long long)u->logical_bytes,
+               (unsigned long long)u->exclusive_chunks, (unsigned long long)u->exclusive_raw,
+               (unsigned long long)u->exclusive_stored);
+    } else {
+      snprintf(line, sizeof line, "%-33s %-21s %-15s %7llu %10llu %16llu %14llu\n", s.name.c_str(),
+               utc_time(s.created_ns).c_str(), s.source.c_str(), (unsigned long long)u->files,
+               (unsigned long long)u->dirs, (unsigned long long)u->exclusive_stored,
+               (unsigned long long)u->exclusive_raw);
+    }
+    out += line;
+  }
+  if (json) out += "]}\n";
+  fputs(out.c_str(), stdout);
+  return 0;
+}
+
+int cmd_prune(const std::vector<std::string>& a) {
+  auto args = parse_prune_args(a);
+  if (!args.ok()) return usage_error(args.status().message() + "\n" + kHelp.at("prune"));
+  if (args->positional.size() != 1) return usage_error(kHelp.at("prune"));
+  std::string dir;
+  std::vector<PruneItem> items;
+  {
+    auto st = open_for_reading(args->positional[0], dir);
+    if (!st.ok()) return failed(st.status());
+    std::lock_guard<std::mutex> g((*st)->index.mu);
+    auto list = list_snapshots_locked(*(*st)->index.db);
+    if (!list.ok()) return failed(list.status());
+    for (const SnapshotInfo& s : *list) items.push_back({s.name, s.created_ns});
+  }
+  auto plan = plan_prune(items, args->rules, now_ns());
+  if (!plan.ok()) return usage_error(plan.status().message());
+  std::vector<std::string> doomed;
+  for (const PruneVerdict& v : *plan)
+    if (!v.keep) doomed.push_back(v.name);
+  if (args->list || args->dry_run) fputs(prune_listing(*plan, args->dry_run).c_str(), stdout);
+  if (!args->dry_run && !doomed.empty()) {
+    Status s = delete_snapshots_of(dir, doomed);
+    if (!s.ok()) return failed(s);
+  }
+  printf("prune: %zu snapshots kept, %zu %s%s\n", plan->size() - doomed.size(), doomed.size(),
+         args->dry_run ? "would be pruned" : "pruned",
+         !args->dry_run && !doomed.empty() ? " (dzfs gc, or the mount's gc, reclaims their space)" : "");
+  return 0;
+}
+
+// A diff operand: a path in a mount, or (with a STORE|MNT first) a snapshot name or a /path.
+int cmd_diff(const std::vector<std::string>& args) {
+  bool json = false;
+  std::vector<std::string> a;
+  for (auto& x : args) {
+    if (x == "--json") json = true;
+    else if (x[0] == '-') return usage_error(kHelp.at("diff"));
+    else a.push_back(x);
+  }
+  std::string target, rel_a, rel_b;
+  if (a.size() == 2) {
+    auto pa = mount_path_of(a[0]), pb = mount_path_of(a[1]);
+    if (!pa.ok()) return failed(pa.status());
+    if (!pb.ok()) return failed(pb.status());
+    if (pa->store != pb->store) return failed(Status::Error(EXDEV, "both trees must be in one dzfs volume"));
+    target = pa->mountpoint, rel_a = pa->rel, rel_b = pb->rel;
+  } else if (a.size() == 3) {
+    auto as_rel = [](const std::string& x) { return x[0] == '/' ? x : std::string("/") + kSnapshotsDirName + "/" + x; };
+    target = a[0], rel_a = as_rel(a[1]), rel_b = as_rel(a[2]);
+  } else {
+    return usage_error(kHelp.at("diff"));
+  }
+  std::string dir;
+  auto st = open_for_reading(target, dir);
+  if (!st.ok()) return failed(st.status());
+  std::lock_guard<std::mutex> g((*st)->index.mu);
+  SqliteDb& db = *(*st)->index.db;
+  auto ia = resolve_path_locked(db, rel_a), ib = resolve_path_locked(db, rel_b);
+  if (!ia.ok()) return failed(ia.status());
+  if (!ib.ok()) return failed(ib.status());
+  auto frozen = load_frozen_locked(db);
+  if (!frozen.ok()) return failed(frozen.status());
+  DiffOptions o;
+  const uint64_t folder = frozen->folder();
+  o.skip = [folder](uint64_t ino) { return folder && ino == folder; };  // the live root's snapshots
+  auto d = diff_trees(db, *ia, *ib, o);
+  if (!d.ok()) return failed(d.status());
+  fputs((json ? diff_json(*d) : diff_text(*d)).c_str(), stdout);
+  return 0;
+}
+
 }  // namespace
 
 // `dzfs train STORE|MNT`: per-volume training (daemon/volume_trainer.h).
@@ -483,6 +760,10 @@ int main(int argc, char** argv) {
   if (cmd == "train" && !rest.empty() && rest[0][0] != '-' && rest[0] != "split") return cmd_train_volume(rest);
   if (cmd == "train") return cmd_train(argv + 2);
   if (cmd == "models") return cmd_models(rest);
+  if (cmd == "snapshot") return cmd_snapshot(rest);
+  if (cmd == "snapshots") return cmd_snapshots(rest);
+  if (cmd == "prune") return cmd_prune(rest);
+  if (cmd == "diff") return cmd_diff(rest);
   // mount.fuse3 calls `dzfs STORE MOUNTPOINT -o ...`.
   if (cmd[0] != '-' && args.size() >= 2) return cmd_mount(args);
   return usage_error("unknown command '" + cmd + "' (try dzfs help)");

@@ -18,10 +18,12 @@
 #include "daemon/periodic_task.h"
 #include "daemon/recompressor.h"
 #include "daemon/training_scheduler.h"
+#include "fs/control_socket.h"
 #include "fs/fuse_ops.h"
 #include "fs/mountinfo.h"
 #include "index/gc.h"
 #include "index/log.h"
+#include "index/schema.h"
 #include "index/store.h"
 
 namespace dzfs {
@@ -58,6 +60,43 @@ static Status preflight(MountOptions& o) {
   o.store = store;
   o.mountpoint = mnt;
   return Status::Ok();
+}
+
+// What the control socket (control_socket.h) asks of a mounted volume: snapshots made and deleted
+// by the daemon, the index's one writer, and the kernel told of the names that changed (the
+// replies to lookups are cached, negative ones too).
+static std::pair<int, std::string> control(Volume& volume, fuse_session* se, const std::vector<std::string>& req) {
+  auto inval = [se](uint64_t parent, const std::string& name) {
+    fuse_lowlevel_notify_inval_entry(se, parent, name.data(), name.size());
+    fuse_lowlevel_notify_inval_inode(se, parent, 0, 0);
+  };
+  if (req[0] == "snapshot" && req.size() == 3) {
+    auto info = volume.snapshot(req[1], req[2]);
+    if (!info.ok()) return {info.status().code(), info.status().message()};
+    inval(kRootIno, kSnapshotsDirName);
+    std::lock_guard<std::mutex> g(volume.store().index.mu);
+    if (auto f = resolve_path_locked(*volume.store().index.db, std::string("/") + kSnapshotsDirName); f.ok())
+      inval(*f, info->name);
+    return {0, info->name + std::string(1, '\0') + info->source + std::string(1, '\0') +
+                   std::to_string(info->hi - info->lo + 1)};
+  }
+  if (req[0] == "delete" && req.size() >= 2) {
+    std::vector<SnapshotInfo> gone;
+    Status s = volume.delete_snapshots({req.begin() + 1, req.end()}, gone);
+    if (!s.ok()) return {s.code(), s.message()};
+    uint64_t folder = 0;
+    {
+      std::lock_guard<std::mutex> g(volume.store().index.mu);
+      auto f = resolve_path_locked(*volume.store().index.db, std::string("/") + kSnapshotsDirName);
+      if (f.ok()) folder = *f;
+    }
+    for (const SnapshotInfo& i : gone) {
+      if (folder) fuse_lowlevel_notify_delete(se, folder, i.root, i.name.data(), i.name.size());
+      if (folder) inval(folder, i.name);
+    }
+    return {0, std::to_string(gone.size())};
+  }
+  return {EINVAL, "unknown control request '" + req[0] + "' (a dzfs of another version?)"};
 }
 
 static int serve(const MountOptions& o, int report_fd) {
@@ -97,6 +136,10 @@ static int serve(const MountOptions& o, int report_fd) {
     return fail(report_fd, "cannot mount on " + o.mountpoint + " (is /dev/fuse available? are you root?)");
   }
   (*store)->note_pid();
+  // Up before the mount reports success, so that a `dzfs snapshot` right after it finds it.
+  auto control_server = std::make_unique<ControlServer>(
+      o.store, [&](const std::vector<std::string>& req) { return control(volume, se, req); });
+  if (Status c = control_server->start(); !c.ok()) log_error("no control socket (snapshots need one): " + c.message());
   log_info("mounted " + o.store + " on " + o.mountpoint);
   if (report_fd >= 0) {
     ssize_t r = write(report_fd, "ok", 2);
@@ -161,6 +204,7 @@ static int serve(const MountOptions& o, int report_fd) {
     rc = fuse_session_loop_mt(se, cfg);
     fuse_loop_cfg_destroy(cfg);
   }
+  control_server.reset();  // before the session goes: a request being served may notify it
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   // The final commit below is crash-safe, but a second SIGTERM should not cut it short.

@@ -53,6 +53,8 @@ Volume::Volume(Store& store, VolumeOptions opts)
     : store_(store), opts_(opts), chunker_(store.cfg.chunk_min, store.cfg.chunk_avg, store.cfg.chunk_max) {
   if (opts_.readahead_threads > 0)
     prefetcher_ = std::make_unique<ChunkPrefetcher>(store_.chunks, opts_.readahead_threads);
+  std::lock_guard<std::mutex> g(store_.index.mu);
+  if (Status s = reload_frozen_locked(); !s.ok()) log_error("cannot read the snapshots table: " + s.message());
 }
 
 Status Volume::recover() {
@@ -206,6 +208,7 @@ Status Volume::getattr(uint64_t ino, struct stat& out) {
 }
 
 Status Volume::setattr(uint64_t ino, const struct stat& in, int set, struct stat& out) {
+  DZ_RETURN_IF_ERROR(writable(ino));
   if (set & FUSE_SET_ATTR_SIZE) {
     std::shared_ptr<FileState> st;
     DZ_RETURN_IF_ERROR(get_state_loaded(ino, st));
@@ -312,6 +315,7 @@ Status Volume::touch_dir_locked(uint64_t dir, int nlink_delta) {
 Status Volume::make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                          std::string_view target, const Caller& c, struct stat& out) {
   if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name too long");
+  DZ_RETURN_IF_ERROR(writable(parent));
   std::lock_guard<std::mutex> g(store_.index.mu);
   SqliteDb& db = *store_.index.db;
   struct stat pst {};
@@ -366,6 +370,8 @@ Status Volume::symlink(uint64_t parent, std::string_view name, std::string_view 
 
 Status Volume::link(uint64_t ino, uint64_t parent, std::string_view name, struct stat& out) {
   if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name too long");
+  DZ_RETURN_IF_ERROR(writable(parent));
+  DZ_RETURN_IF_ERROR(writable(ino));  // a new name would change the snapshot's link count
   std::lock_guard<std::mutex> g(store_.index.mu);
   SqliteDb& db = *store_.index.db;
   struct stat st {};
@@ -410,9 +416,11 @@ static Status dir_empty_locked(SqliteDb& db, uint64_t ino) {
 // unlink (dir = false) and rmdir (dir = true): the entry must be of that kind, a directory empty.
 Status Volume::remove_entry(uint64_t parent, std::string_view name, bool dir) {
   uint64_t ino = 0;
+  DZ_RETURN_IF_ERROR(writable(parent));
   {
     std::lock_guard<std::mutex> g(store_.index.mu);
     DZ_RETURN_IF_ERROR(child_locked(parent, name, ino));
+    DZ_RETURN_IF_ERROR(writable(ino));  // the snapshots folder itself
     struct stat st {};
     DZ_RETURN_IF_ERROR(stat_locked(ino, st));
     if (!dir && S_ISDIR(st.st_mode)) return Status::Error(EISDIR, "is a directory");
@@ -430,6 +438,8 @@ Status Volume::remove_entry(uint64_t parent, std::string_view name, bool dir) {
 Status Volume::rename(uint64_t parent, std::string_view name, uint64_t newparent, std::string_view newname, unsigned flags) {
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Status::Error(EINVAL, "unsupported rename flags");
   if (newname.size() > 255) return Status::Error(ENAMETOOLONG, "name too long");
+  DZ_RETURN_IF_ERROR(writable(parent));
+  DZ_RETURN_IF_ERROR(writable(newparent));
   uint64_t victim = 0;
   {
     std::lock_guard<std::mutex> g(store_.index.mu);
@@ -437,6 +447,8 @@ Status Volume::rename(uint64_t parent, std::string_view name, uint64_t newparent
     uint64_t src = 0, dst = 0;
     DZ_RETURN_IF_ERROR(child_locked(parent, name, src));
     bool have_dst = child_locked(newparent, newname, dst).ok();
+    DZ_RETURN_IF_ERROR(writable(src));  // the snapshots folder cannot move, nor be replaced
+    if (have_dst) DZ_RETURN_IF_ERROR(writable(dst));
     struct stat sst {}, dstst {};
     DZ_RETURN_IF_ERROR(stat_locked(src, sst));
     if (have_dst) DZ_RETURN_IF_ERROR(stat_locked(dst, dstst));
@@ -489,6 +501,7 @@ Status Volume::rename(uint64_t parent, std::string_view name, uint64_t newparent
 // ---- file content ------------------------------------------------------------------------
 
 Status Volume::open(uint64_t ino, int flags) {
+  if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) DZ_RETURN_IF_ERROR(writable(ino));
   {
     std::lock_guard<std::mutex> g(table_mu_);
     auto& r = table_[ino];
@@ -591,6 +604,7 @@ void Volume::read_ahead(uint64_t ino, uint64_t off, uint64_t end, uint64_t size)
 }
 
 Status Volume::write(uint64_t ino, uint64_t off, const char* data, size_t n) {
+  DZ_RETURN_IF_ERROR(writable(ino));
   last_write_ns_.store(now_ns(), std::memory_order_relaxed);
   std::shared_ptr<FileState> st;
   DZ_RETURN_IF_ERROR(get_state_loaded(ino, st));
@@ -641,6 +655,7 @@ Status Volume::flush_all() {
 
 Status Volume::fallocate(uint64_t ino, int mode, uint64_t off, uint64_t len) {
   if (mode & ~FALLOC_FL_KEEP_SIZE) return Status::Error(EOPNOTSUPP, "fallocate mode not supported");
+  DZ_RETURN_IF_ERROR(writable(ino));
   if (mode & FALLOC_FL_KEEP_SIZE) return Status::Ok();  // space is not reserved in a dedup store
   std::shared_ptr<FileState> st;
   DZ_RETURN_IF_ERROR(get_state_loaded(ino, st));
@@ -711,6 +726,7 @@ Status Volume::statfs(struct statvfs& out) {
 // ---- xattrs ------------------------------------------------------------------------------
 
 Status Volume::setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags) {
+  DZ_RETURN_IF_ERROR(writable(ino));
   std::lock_guard<std::mutex> g(store_.index.mu);
   SqliteDb& db = *store_.index.db;
   struct stat st {};
@@ -769,6 +785,7 @@ Status Volume::listxattr(uint64_t ino, std::string& out) {
 }
 
 Status Volume::removexattr(uint64_t ino, std::string_view name) {
+  DZ_RETURN_IF_ERROR(writable(ino));
   std::lock_guard<std::mutex> g(store_.index.mu);
   Stmt s = store_.index.db->prepare("DELETE FROM xattrs WHERE ino = ? AND name = ?");
   s.bind(1, ino).bind_blob(2, name);

@@ -6,7 +6,7 @@
 // released, row removed — when all three reach zero. Inodes with nlink = 0 found at mount time
 // were orphaned by a crash and are deleted by recover().
 //
-// Lock order: FileState::mu, then IndexDb::mu, then table_mu_.
+// Lock order: FileState::mu, then IndexDb::mu, then table_mu_; frozen_mu_ is taken last.
 #pragma once
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -22,6 +22,7 @@
 
 #include "fs/file_state.h"
 #include "index/chunk_prefetcher.h"
+#include "index/snapshots.h"
 #include "index/store.h"
 
 namespace dzfs {
@@ -85,6 +86,13 @@ class Volume {
   Status listxattr(uint64_t ino, std::string& out);  // NUL-separated names
   Status removexattr(uint64_t ino, std::string_view name);
 
+  // Snapshots (index/snapshots.h) of a mounted volume, in fs/volume_snapshots.cc. Files being
+  // written are applied first, so a snapshot holds what every file holds now; each operation is
+  // committed before it returns.
+  Result<SnapshotInfo> snapshot(std::string_view source_path, std::string_view name);
+  Status delete_snapshots(const std::vector<std::string>& names, std::vector<SnapshotInfo>& deleted);
+  bool frozen(uint64_t ino);  // in a snapshot, or the snapshots folder: every change is EROFS
+
   Status commit() { return store_.commit(); }
   int64_t last_write_ns() const { return last_write_ns_.load(std::memory_order_relaxed); }
   Status flush_all();  // materialize and apply every file being written (unmount, commit timer)
@@ -111,6 +119,11 @@ class Volume {
   void maybe_delete(uint64_t ino);
   void maybe_drop_state(uint64_t ino, const std::shared_ptr<FileState>& st);
   void read_ahead(uint64_t ino, uint64_t off, uint64_t end, uint64_t size);
+  Status writable(uint64_t ino) {
+    return frozen(ino) ? Status::Error(EROFS, "snapshots are read-only") : Status::Ok();
+  }
+  Status reload_frozen_locked();  // caller holds IndexDb::mu
+  bool held(uint64_t ino);        // the kernel knows it or it is open (ino 0: any inode at all)
 
   Store& store_;
   VolumeOptions opts_;
@@ -119,6 +132,8 @@ class Volume {
   std::atomic<int64_t> last_write_ns_{0};  // background work pauses while ingest is busy
   std::mutex table_mu_;
   std::unordered_map<uint64_t, InodeRef> table_;
+  std::mutex frozen_mu_;  // taken alone, or last
+  FrozenSet frozen_;
 };
 
 int64_t now_ns();

@@ -1,4 +1,4 @@
-// Index schema v2. Invariants kept by the code that writes these tables:
+// Index schema v3. Invariants kept by the code that writes these tables:
 //  - chunks.refcount = number of extents rows naming the chunk (fsck recomputes and compares).
 //  - inodes.data_bytes = sum of the inode's extents' len (st_blocks is derived from it).
 //  - inodes.nlink = number of dirents rows naming the inode (+ subdirectories' ".." for dirs).
@@ -11,6 +11,9 @@
 //  - a grouped chunk (codec 3) has grp = a groups row, grp_off = its offset in the group's raw
 //    stream (grp_off + raw_len <= groups.raw_len), pack = off = 0 (the groups row has the place)
 //    and stored_len = its share of the record; a groups row lives while a chunk names it.
+//  - a snapshot (index/snapshots.h) owns the inodes lo..hi (contiguous, allocated at once, never
+//    overlapping another snapshot's); its root is lo, named in the snapshots folder
+//    (meta.snapshots_dir); every change to those inodes is refused (EROFS) but its deletion.
 #include "index/schema.h"
 
 #include <charconv>
@@ -27,6 +30,14 @@ CREATE TABLE groups(
   created INTEGER NOT NULL);
 CREATE INDEX groups_by_pack ON groups(pack);
 CREATE INDEX chunks_by_grp ON chunks(grp, grp_off) WHERE grp IS NOT NULL;
+)SQL";
+
+// Snapshots (schema 3): part of a new index, and what the upgrade from 2 adds.
+static const char* kSnapshotsSql = R"SQL(
+CREATE TABLE snapshots(
+  id INTEGER PRIMARY KEY AUTOINCREMENT, name BLOB NOT NULL UNIQUE, root INTEGER NOT NULL,
+  lo INTEGER NOT NULL, hi INTEGER NOT NULL, created_ns INTEGER NOT NULL, source BLOB NOT NULL);
+CREATE UNIQUE INDEX snapshots_by_lo ON snapshots(lo);
 )SQL";
 
 static const std::string kSchemaSql = R"SQL(
@@ -61,12 +72,15 @@ CREATE TABLE models(
   id TEXT PRIMARY KEY, created INTEGER NOT NULL, parent TEXT, arch INTEGER NOT NULL,
   summary TEXT NOT NULL, size INTEGER NOT NULL);
 CREATE INDEX chunks_garbage ON chunks(refcount) WHERE refcount = 0;
-)SQL" + std::string(kGroupsSql);
+)SQL" + std::string(kGroupsSql) + kSnapshotsSql;
 
 static const std::string kUpgrade1To2Sql = R"SQL(
 ALTER TABLE chunks ADD COLUMN grp INTEGER;
 ALTER TABLE chunks ADD COLUMN grp_off INTEGER;
 )SQL" + std::string(kGroupsSql) + "UPDATE meta SET value = '2' WHERE key = 'schema_version';";
+
+static const std::string kUpgrade2To3Sql =
+    std::string(kSnapshotsSql) + "UPDATE meta SET value = '3' WHERE key = 'schema_version';";
 
 static const char* kReadonlyV1Sql = R"SQL(
 PRAGMA query_only=0;
@@ -75,6 +89,14 @@ CREATE TEMP TABLE groups(
   raw_len INTEGER NOT NULL, nchunks INTEGER NOT NULL, model TEXT, created INTEGER NOT NULL);
 CREATE TEMP VIEW chunks AS SELECT id, hash, raw_len, refcount, pack, off, stored_len, codec, model, created,
   tier_done, NULL AS grp, NULL AS grp_off FROM main.chunks;
+PRAGMA query_only=1;
+)SQL";
+
+static const char* kReadonlyV2Sql = R"SQL(
+PRAGMA query_only=0;
+CREATE TEMP TABLE snapshots(
+  id INTEGER PRIMARY KEY, name BLOB NOT NULL UNIQUE, root INTEGER NOT NULL,
+  lo INTEGER NOT NULL, hi INTEGER NOT NULL, created_ns INTEGER NOT NULL, source BLOB NOT NULL);
 PRAGMA query_only=1;
 )SQL";
 
@@ -98,8 +120,9 @@ Status create_schema(SqliteDb& db, uint32_t root_mode, uint32_t uid, uint32_t gi
 }
 
 Status upgrade_schema(SqliteDb& db, int from_version, bool readonly) {
-  if (from_version >= kIndexSchemaVersion) return Status::Ok();
-  return db.exec(readonly ? kReadonlyV1Sql : kUpgrade1To2Sql.c_str());
+  if (from_version < 2) DZ_RETURN_IF_ERROR(db.exec(readonly ? kReadonlyV1Sql : kUpgrade1To2Sql.c_str()));
+  if (from_version < 3) DZ_RETURN_IF_ERROR(db.exec(readonly ? kReadonlyV2Sql : kUpgrade2To3Sql.c_str()));
+  return Status::Ok();
 }
 
 Result<int> check_schema(SqliteDb& db) {

@@ -499,7 +499,7 @@ TEST_F(GroupTest, PerChunkNeuralFramesReadBesideGroups) {
 // read unchanged (through stand-ins) when opened read-only.
 TEST_F(GroupTest, SchemaOneIndexesAreReadAndUpgraded) {
   auto chunks = put_chunks(*st_, 6, 10);
-  sql_exec(*st_, "DROP INDEX chunks_by_grp; DROP INDEX groups_by_pack; DROP TABLE groups; "
+  sql_exec(*st_, "DROP TABLE snapshots; DROP INDEX chunks_by_grp; DROP INDEX groups_by_pack; DROP TABLE groups; "
                  "ALTER TABLE chunks DROP COLUMN grp; ALTER TABLE chunks DROP COLUMN grp_off; "
                  "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
   st_.reset();

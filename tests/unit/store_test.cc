@@ -184,7 +184,7 @@ TEST(StoreTest, NewerVersionsAreRefused) {
   {
     auto ok = test::open_store(dir);
     ASSERT_TRUE(ok);
-    test::sql_exec(*ok, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    test::sql_exec(*ok, "UPDATE meta SET value = '4' WHERE key = 'schema_version'");
   }
   auto st2 = Store::open(dir, {});
   ASSERT_FALSE(st2.ok());
