@@ -24,7 +24,8 @@
 // Holes stay holes. The destination is applied before the locks are dropped: until an extents
 // row names a shared chunk, only the source protects it from gc (its rows or its pins), and the
 // source may drop it the moment its lock is released; ChunkStore offers no pin of an existing
-// chunk by id, so the destination cannot hold it by itself in memory.
+// chunk by id, so the destination cannot hold it by itself in memory. Its own pending writes are
+// applied with the copy, in the same savepoint: a crash still finds it in its old or new state.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -66,7 +67,7 @@ class FileState {
   Status truncate(uint64_t size);
   Status flush_dirty();              // materialize all dirty bytes
   Status apply(IndexDb& index);      // write changed extents and size to the index (dirty empty)
-  // copy_file_range inside the volume (see "Copies" below): [off_in, off_in + len) of `src`
+  // copy_file_range inside the volume (see "Copies" at the top): [off_in, off_in + len) of `src`
   // (which may be *this) replaces [off_out, off_out + copied) of this file, as extents naming
   // src's chunks, and is applied to the index at once. The caller holds both mu (inode order).
   Status copy_from(FileState& src, uint64_t off_in, uint64_t off_out, uint64_t len, int64_t now_ns,
