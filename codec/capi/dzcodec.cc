@@ -394,18 +394,15 @@ class Decoder {
     *consumed = 0;
     if (error_) return set_error(DZC_E_STATE, "decoder: unusable after an earlier error: " + error_msg_);
     if (finished_) return set_error(DZC_E_STATE, "decoder: write after finish");
-    while (*consumed < n && out_.size() < out_cap()) {
-      if (state_ == kDone)
-        return fail(set_error(DZC_E_CORRUPT, "trailing bytes after the end of the container"));
-      // Take what the next unit needs (at least 64 KiB, so that small frames batch up), never
-      // a whole huge write at once: memory stays bounded by a batch of frames.
-      const size_t want = std::max<size_t>(needed(), 65536);
-      const size_t have = buf_.size() - pos_;
-      const size_t take = want > have ? std::min(n - *consumed, want - have) : 0;
-      if (take == 0 && want <= have) {
-        // Enough buffered yet nothing parsed: cannot happen (parse consumes whole units).
-        return fail(set_error(DZC_E_INTERNAL, "decoder made no progress"));
-      }
+    // Input after the end: refused (not consumed, not sticky), so that no caller loops on it.
+    if (state_ == kDone && n > 0) return set_error(DZC_E_STATE, "decoder: input after the end of the container");
+    while (*consumed < n && out_.size() < out_cap() && state_ != kDone) {
+      // Take exactly what the next unit (header, frame, index, trailer) still lacks: memory stays
+      // bounded by a batch of frames, and nothing past the container's end is ever consumed (the
+      // caller keeps it: a second container, or trailing garbage that dzc_decompress reports).
+      const size_t need = needed(), have = buf_.size() - pos_;
+      if (need <= have) return fail(set_error(DZC_E_INTERNAL, "decoder made no progress"));
+      const size_t take = std::min(n - *consumed, need - have);
       buf_.insert(buf_.end(), src + *consumed, src + *consumed + take);
       *consumed += take;
       if (int rc = parse(false); rc != DZC_OK) return rc;
@@ -447,7 +444,7 @@ class Decoder {
     const size_t have = buf_.size() - pos_;
     const uint8_t* p = buf_.data() + pos_;
     switch (state_) {
-      case kStart: return kHeadSize;
+      case kStart: return have < 4 ? 4 : kHeadSize;
       case kFrames:
         if (have < 8) return 8;
         if (std::memcmp(p, kIndexMagic, 4) == 0 && !legacy_) return kIndexFixed + 8 * size_t{load_le32(p + 4)};
@@ -878,6 +875,7 @@ DZC_API int dzc_decompress(dzc_ctx* ctx, void* dst, size_t cap, size_t* dst_size
       if (int rc = d.write(p + done, n - done, &used); rc != DZC_OK) return rc;
       done += used;
       if (int rc = drain(); rc != DZC_OK) return rc;
+      if (used == 0 && d.done()) return set_error(DZC_E_CORRUPT, "trailing bytes after the end of the container");
     }
     if (int rc = d.finish(); rc != DZC_OK) return rc;
     if (int rc = drain(); rc != DZC_OK) return rc;
