@@ -53,8 +53,11 @@ Result<SqliteDb*> SqliteDb::open(const std::string& path, bool readonly) {
       (void)out->exec("PRAGMA page_size=1024");
     }
   }
-  const char* pragmas = readonly ? "PRAGMA query_only=1;"
-                                 : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+  // Temporary tables and sorts in memory: the connection always has a transaction open, in which
+  // temp_store can no longer be set, and a snapshot's map of a large tree would otherwise go
+  // to a temporary file behind a 2 MiB cache.
+  const char* pragmas = readonly ? "PRAGMA query_only=1; PRAGMA temp_store=MEMORY;"
+                                 : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA temp_store=MEMORY;"
                                    "PRAGMA foreign_keys=OFF; PRAGMA cache_size=-65536;";
   Status s = out->exec(pragmas);
   if (!s.ok()) {
