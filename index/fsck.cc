@@ -39,6 +39,36 @@ static Status collect(SqliteDb& db, const char* sql, const std::function<std::st
   return s.done_status();
 }
 
+// Snapshots (index/snapshots.h): each owns the disjoint inode range lo..hi, its root (lo) is named
+// in the snapshots folder, and no name crosses a snapshot's edge but that one (a crossing name
+// would let a change reach a snapshot, or a snapshot's deletion cut a live file).
+static Status check_snapshots(SqliteDb& db, std::vector<std::string>& problems) {
+  auto name = [](Stmt& s) { return "snapshot " + s.blob(0) + ": "; };
+  DZ_RETURN_IF_ERROR(collect(db, "SELECT name FROM snapshots WHERE lo > hi OR root != lo",
+      [&](Stmt& s) { return name(s) + "bad inode range"; }, problems));
+  DZ_RETURN_IF_ERROR(collect(db,
+      "SELECT a.name, b.name FROM snapshots a JOIN snapshots b ON a.id < b.id AND a.lo <= b.hi AND b.lo <= a.hi",
+      [&](Stmt& s) { return name(s) + "inode range overlaps snapshot " + s.blob(1); }, problems));
+  DZ_RETURN_IF_ERROR(collect(db,
+      "SELECT s.name FROM snapshots s WHERE NOT EXISTS (SELECT 1 FROM dirents d WHERE d.ino = s.root AND "
+      "d.parent = (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'snapshots_dir'))",
+      [&](Stmt& s) { return name(s) + "its root is not named in the snapshots folder"; }, problems));
+  DZ_RETURN_IF_ERROR(collect(db,
+      "SELECT s.name, d.parent, d.ino FROM snapshots s JOIN dirents d ON d.ino BETWEEN s.lo AND s.hi "
+      "WHERE d.parent NOT BETWEEN s.lo AND s.hi AND d.ino != s.root",
+      [&](Stmt& s) {
+        return name(s) + "inode " + std::to_string(s.i64(2)) + " is named from outside it (directory " +
+               std::to_string(s.i64(1)) + ")";
+      }, problems));
+  return collect(db,
+      "SELECT s.name, d.parent, d.ino FROM snapshots s JOIN dirents d ON d.parent BETWEEN s.lo AND s.hi "
+      "WHERE d.ino NOT BETWEEN s.lo AND s.hi",
+      [&](Stmt& s) {
+        return name(s) + "directory " + std::to_string(s.i64(1)) + " names inode " + std::to_string(s.i64(2)) +
+               " outside it";
+      }, problems);
+}
+
 static bool is_model_id(const std::string& id) {
   if (id.size() != 32) return false;
   for (char c : id)
@@ -192,6 +222,7 @@ Result<FsckReport> check_volume(Store& st, const FsckOptions& opts) {
           return "chunk " + n(s, 0) + ": not inside its group " + n(s, 1);
         },
         r.problems));
+    DZ_RETURN_IF_ERROR(check_snapshots(db, r.problems));
     const size_t before = r.problems.size();
     DZ_RETURN_IF_ERROR(check_pages(db, r.problems));
     r.index_file_damaged = r.problems.size() > before;

@@ -401,3 +401,34 @@ TEST_F(SnapshotTest, OlderIndexesAreUpgradedAndReadOnlyOpensSeeNoSnapshots) {
 
 }  // namespace
 }  // namespace dzfs
+
+namespace dzfs {
+namespace {
+
+// fsck finds the ways a damaged index could let a change reach a snapshot.
+TEST_F(SnapshotTest, FsckFindsNamesCrossingASnapshotsEdge) {
+  build_tree();
+  SnapshotInfo s = snap("/src", "checked");
+  expect_fsck_clean();
+  const std::string lo = std::to_string(s.lo), hi = std::to_string(s.hi);
+  auto problems = [&] {
+    EXPECT_TRUE(vol_->commit().ok());
+    auto r = check_volume(*store_);
+    EXPECT_TRUE(r.ok());
+    std::string all;
+    for (auto& p : r->problems) all += p + "\n";
+    return all;
+  };
+  test::sql_exec(*store_, "INSERT INTO dirents(parent, name, ino) VALUES (1, 'sneaky', " + std::to_string(s.lo + 1) + ")");
+  EXPECT_NE(problems().find("is named from outside it"), std::string::npos);
+  test::sql_exec(*store_, "DELETE FROM dirents WHERE name = 'sneaky'");
+  test::sql_exec(*store_, "UPDATE snapshots SET hi = hi + 1000 WHERE id = " + std::to_string(s.id));
+  test::sql_exec(*store_, "INSERT INTO snapshots(name, root, lo, hi, created_ns, source) VALUES ('x', " + hi + ", " +
+                              hi + ", " + hi + ", 0, '/')");
+  std::string p = problems();
+  EXPECT_NE(p.find("overlaps snapshot"), std::string::npos) << p;
+  EXPECT_NE(p.find("snapshot x: its root is not named"), std::string::npos) << p;
+}
+
+}  // namespace
+}  // namespace dzfs
