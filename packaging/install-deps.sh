@@ -13,6 +13,8 @@ pkgs=(
   libtorch-dev libopenblas0-pthread  # dzfs train (OpenBLAS: ~10x faster matrix products than reference BLAS)
   rsync attr acl xz-utils python3 fio stress-ng strace  # integration tests (strace: fault injection) and the quick start
   dpkg-dev man-db groff-base    # cpack -G DEB (dpkg-shlibdeps), man -w / man -l of the man page
+  default-jdk-headless          # the Java (JNI) binding of libdzcodec and its test
+  cargo rustc                   # the Rust binding of libdzcodec (Debian's toolchain, offline, no crates)
 )
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done

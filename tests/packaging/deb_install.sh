@@ -9,6 +9,10 @@
 #     (rsync --checksum dry run, diff -r, hard links), plain umount, fsck clean
 #   - an fstab line with fstab-only options (mount -T FILE MNT), ro honoured
 #   - the unit's ExecStartPre/ExecStart/ExecStop command lines, run as systemd would run them
+#   - the library packages libdzcodec0, libdzcodec-dev and python3-dzcodec (issue 19): fields and
+#     files; a C program built against the installed library with `pkg-config --cflags --libs
+#     dzcodec` round-trips data, its .dzc decodes with the installed dzfs-codec, and the system
+#     python3 imports dzcodec and decodes it too
 #   - dpkg -r / -P removes everything it installed
 # Installing on the machine is deliberate: mount.fuse3 runs `dzfs` from a fixed PATH
 # (/usr/local/sbin:...:/bin), so only an installed dzfs exercises the real mount path. The test
@@ -29,16 +33,21 @@ done
 [ -x /sbin/mount.fuse ] || [ -x /usr/sbin/mount.fuse ] || skip "no mount.fuse (package fuse3)"
 command -v dpkg-shlibdeps >/dev/null 2>&1 || skip "no dpkg-shlibdeps (package dpkg-dev; CPACK_DEBIAN_PACKAGE_SHLIBDEPS needs it)"
 [ -f "$BUILD/CPackConfig.cmake" ] || fail "$BUILD/CPackConfig.cmake missing: configure the build first"
-# True when dpkg has the dzfs package in any state but not-installed (installed, config-files, ...).
+# The packages this test installs (removed in this order).
+PKGS="python3-dzcodec libdzcodec-dev libdzcodec0 dzfs"
+# True when dpkg has one of PKGS (or the one named) in any state but not-installed.
 pkg_known() {
-  local st
-  st=$(dpkg-query -W -f='${db:Status-Status}' dzfs 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != not-installed ]
+  local st p
+  for p in ${1:-$PKGS}; do
+    st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null) || continue
+    [ -n "$st" ] && [ "$st" != not-installed ] && return 0
+  done
+  return 1
 }
 if pkg_known; then
-  skip "a dzfs package is already installed here; not replacing it"
+  skip "a dzfs or libdzcodec package is already installed here; not replacing it"
 fi
-for f in /usr/bin/dzfs /usr/bin/dzfs-codec; do
+for f in /usr/bin/dzfs /usr/bin/dzfs-codec /usr/lib/libdzcodec.so.0 /usr/include/dzcodec.h; do
   [ ! -e "$f" ] || skip "$f exists (not from this test); not overwriting it"
 done
 
@@ -59,11 +68,13 @@ _pkg_cleanup() {
     done
   fi
   if [ -n "$INSTALLED" ]; then
-    log "cleanup: dpkg -r dzfs; dpkg -P dzfs"
-    timeout -k 5 120 dpkg -r dzfs >"$IT_TMP/dpkg-r.log" 2>&1 || { cat "$IT_TMP/dpkg-r.log" >&2; [ "$rc" -ne 0 ] || rc=1; }
-    timeout -k 5 120 dpkg -P dzfs >>"$IT_TMP/dpkg-r.log" 2>&1 || { cat "$IT_TMP/dpkg-r.log" >&2; [ "$rc" -ne 0 ] || rc=1; }
+    log "cleanup: dpkg -r/-P $PKGS"
+    # shellcheck disable=SC2086
+    timeout -k 5 120 dpkg -r $PKGS >"$IT_TMP/dpkg-r.log" 2>&1 || { cat "$IT_TMP/dpkg-r.log" >&2; [ "$rc" -ne 0 ] || rc=1; }
+    # shellcheck disable=SC2086
+    timeout -k 5 120 dpkg -P $PKGS >>"$IT_TMP/dpkg-r.log" 2>&1 || { cat "$IT_TMP/dpkg-r.log" >&2; [ "$rc" -ne 0 ] || rc=1; }
     if pkg_known; then
-      printf 'FAIL: deb_install: dzfs is still known to dpkg after dpkg -r/-P\n' >&2
+      printf 'FAIL: deb_install: a package is still known to dpkg after dpkg -r/-P\n' >&2
       rc=1
     else
       rm -f "$MARKER"
@@ -107,8 +118,10 @@ _pkg_guard() {
     [ -n "$mp" ] && grep -qF " $mp " /proc/self/mountinfo && { _it_abort_conn "$mp"; fusermount3 -uz "$mp" 2>/dev/null; }
   done < <(tac "$IT_TMP/.mounts" 2>/dev/null)
   for pid in $(dzfs_pids_for_tmp); do kill -KILL "$pid" 2>/dev/null; done
-  timeout -k 5 60 dpkg -r dzfs >/dev/null 2>&1
-  timeout -k 5 60 dpkg -P dzfs >/dev/null 2>&1
+  # shellcheck disable=SC2086
+  timeout -k 5 60 dpkg -r $PKGS >/dev/null 2>&1
+  # shellcheck disable=SC2086
+  timeout -k 5 60 dpkg -P $PKGS >/dev/null 2>&1
   rm -f "$MARKER"
   # lib.sh's watchdog and its temporary directory outlived the test too.
   [ -s "$IT_TMP/.wdsleep" ] && kill "$(cat "$IT_TMP/.wdsleep")" 2>/dev/null
@@ -118,13 +131,13 @@ _pkg_guard() {
 _pkg_guard $$ </dev/null >/dev/null &
 
 # ---------------------------------------------------------------- build the package
-log "building dzfs and dzfs-codec in $BUILD (no-op when up to date)"
-run_to 600 "$CMAKE" --build "$BUILD" --target dzfs dzfs-codec >"$IT_TMP/build.log" 2>&1 ||
+log "building dzfs, dzfs-codec and libdzcodec in $BUILD (no-op when up to date)"
+run_to 600 "$CMAKE" --build "$BUILD" --target dzfs dzfs-codec dzcodec >"$IT_TMP/build.log" 2>&1 ||
   fail "cmake --build $BUILD failed: $(tail -n 20 "$IT_TMP/build.log")"
 mkdir -p "$IT_TMP/pkg"
-log "cpack -G DEB (component dzfs) into $IT_TMP/pkg"
+log "cpack -G DEB (components dzfs, libdzcodec, libdzcodecdev, pydzcodec) into $IT_TMP/pkg"
 (cd "$IT_TMP/pkg" && run_to 180 "$CPACK" -G DEB --config "$BUILD/CPackConfig.cmake" \
-    -D CPACK_COMPONENTS_ALL=dzfs -D CPACK_PACKAGE_DIRECTORY="$IT_TMP/pkg") >"$IT_TMP/cpack.log" 2>&1 ||
+    -D "CPACK_COMPONENTS_ALL=dzfs;libdzcodec;libdzcodecdev;pydzcodec" -D CPACK_PACKAGE_DIRECTORY="$IT_TMP/pkg") >"$IT_TMP/cpack.log" 2>&1 ||
   fail "cpack failed: $(tail -n 30 "$IT_TMP/cpack.log")"
 debs=("$IT_TMP"/pkg/dzfs_*.deb)
 [ "${#debs[@]}" -eq 1 ] || fail "expected one dzfs_*.deb from cpack, got: ${debs[*]:-none} ($(tail -n 5 "$IT_TMP/cpack.log"))"
@@ -146,12 +159,34 @@ for f in ./usr/bin/dzfs ./usr/bin/dzfs-codec ./usr/share/man/man8/dzfs.8.gz ./us
 $contents"
 done
 if grep -q 'dzfs-train' <<<"$contents"; then fail "dzfs-train belongs in its own package"; fi
+if grep -q 'dzcodec' <<<"$(dpkg-deb -f "$DEB" Depends)"; then fail "dzfs must not depend on the library packages (dzfs-codec links the API statically)"; fi
+
+# The library packages: one .deb each, their fields and files.
+libdebs=()
+for p in libdzcodec0 libdzcodec-dev python3-dzcodec; do
+  d=("$IT_TMP"/pkg/"${p}"_*.deb)
+  [ "${#d[@]}" -eq 1 ] && [ -f "${d[0]}" ] || fail "expected one ${p}_*.deb from cpack, got: ${d[*]:-none}"
+  [ "$(dpkg-deb -f "${d[0]}" Package)" = "$p" ] || fail "${d[0]}: Package field is '$(dpkg-deb -f "${d[0]}" Package)'"
+  libdebs+=("${d[0]}")
+done
+lib_deps=$(dpkg-deb -f "${libdebs[0]}" Depends)
+for d in libzstd1 libxxhash0 libstdc++6 libc6; do
+  grep -Eq "(^|, )$d( |,|$)" <<<"$lib_deps" || fail "libdzcodec0 Depends lacks $d: $lib_deps"
+done
+grep -q "libdzcodec0 (= " <<<"$(dpkg-deb -f "${libdebs[1]}" Depends)" || fail "libdzcodec-dev must depend on the same libdzcodec0"
+grep -q "libdzcodec0" <<<"$(dpkg-deb -f "${libdebs[2]}" Depends)" || fail "python3-dzcodec must depend on libdzcodec0"
+for spec in "0:./usr/lib/libdzcodec.so.0" "1:./usr/include/dzcodec.h" "1:./usr/lib/libdzcodec.so" "1:./usr/lib/pkgconfig/dzcodec.pc" \
+            "2:./usr/lib/python3/dist-packages/dzcodec/__init__.py"; do
+  i=${spec%%:*} f=${spec#*:}
+  dpkg-deb -c "${libdebs[$i]}" | awk '{print $6}' | grep -qxF "$f" || fail "$f is not in $(basename "${libdebs[$i]}")"
+done
+dpkg-deb -I "${libdebs[0]}" shlibs 2>/dev/null | grep -q '^libdzcodec 0 libdzcodec0' || fail "libdzcodec0 has no shlibs entry"
 
 # ---------------------------------------------------------------- install
-log "dpkg -i $(basename "$DEB")"
+log "dpkg -i $(basename "$DEB") ${libdebs[*]##*/}"
 INSTALLED=1
 : >"$MARKER"
-run_to 180 dpkg -i "$DEB" >"$IT_TMP/dpkg-i.log" 2>&1 || fail "dpkg -i failed: $(cat "$IT_TMP/dpkg-i.log")"
+run_to 180 dpkg -i "$DEB" "${libdebs[@]}" >"$IT_TMP/dpkg-i.log" 2>&1 || fail "dpkg -i failed: $(cat "$IT_TMP/dpkg-i.log")"
 dpkg-query -W -f='${Status}' dzfs | grep -qx 'install ok installed' ||
   fail "dpkg status of dzfs after dpkg -i: $(dpkg-query -W -f='${Status}' dzfs)"
 [ -x /usr/bin/dzfs ] || fail "/usr/bin/dzfs is not there after dpkg -i"
@@ -194,6 +229,54 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     log "systemd-analyze verify skipped: it does not work on this machine"
   fi
 fi
+
+# ---------------------------------------------------------------- the library, as a user links it
+# A C program built with pkg-config against the installed libdzcodec-dev: it compresses text with
+# the one-shot API, checks the round trip, and writes the .dzc, which the installed dzfs-codec and
+# the system python3 (python3-dzcodec) must decode to the same bytes.
+command -v pkg-config >/dev/null 2>&1 || fail "no pkg-config"
+command -v cc >/dev/null 2>&1 || fail "no C compiler"
+cat >"$IT_TMP/use_dzcodec.c" <<'CEOF'
+#include <dzcodec.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+int main(int argc, char** argv) {
+  size_t n = 200000, zn = 0, bn = 0;
+  unsigned char* in = malloc(n);
+  for (size_t i = 0; i < n; ++i) in[i] = "the quick brown fox jumps over the lazy dog\n"[i % 44];
+  dzc_ctx* ctx = dzc_ctx_new();
+  size_t cap = dzc_compress_bound(n, 0);
+  unsigned char* z = malloc(cap);
+  unsigned char* back = malloc(n);
+  if (!ctx || dzc_compress(ctx, z, cap, &zn, in, n) != DZC_OK) { fprintf(stderr, "compress: %s\n", dzc_last_error()); return 1; }
+  if (dzc_decompress(ctx, back, n, &bn, z, zn) != DZC_OK || bn != n || memcmp(back, in, n) != 0) { fprintf(stderr, "round trip failed: %s\n", dzc_last_error()); return 1; }
+  if (dzc_decompress(ctx, back, n, &bn, z, zn - 1) == DZC_OK) { fprintf(stderr, "truncated input accepted\n"); return 1; }
+  FILE* f = fopen(argv[1], "wb");
+  FILE* g = fopen(argv[2], "wb");
+  if (!f || !g || fwrite(z, 1, zn, f) != zn || fwrite(in, 1, n, g) != n || fclose(f) || fclose(g)) return 1;
+  printf("libdzcodec %s: %zu -> %zu bytes\n", dzc_version_string(), n, zn);
+  dzc_ctx_free(ctx);
+  return 0;
+}
+CEOF
+flags=$(env -u PKG_CONFIG_PATH pkg-config --cflags --libs dzcodec 2>&1) || fail "pkg-config --cflags --libs dzcodec: $flags"
+log "pkg-config --cflags --libs dzcodec: $flags"
+# shellcheck disable=SC2086
+out=$(cc -o "$IT_TMP/use_dzcodec" "$IT_TMP/use_dzcodec.c" $flags 2>&1) || fail "cc with pkg-config's flags failed: $out"
+ldd "$IT_TMP/use_dzcodec" | grep -Eq '=> (/usr)?/lib/libdzcodec\.so\.0 ' || fail "the program does not use the installed library: $(ldd "$IT_TMP/use_dzcodec")"
+out=$(env -u LD_LIBRARY_PATH "$IT_TMP/use_dzcodec" "$IT_TMP/lib.dzc" "$IT_TMP/lib.raw" 2>&1) || fail "the pkg-config program failed: $out"
+log "$out"
+/usr/bin/dzfs-codec decompress "$IT_TMP/lib.dzc" "$IT_TMP/lib.back" 2>/dev/null || fail "dzfs-codec cannot decode the library's output"
+cmp -s "$IT_TMP/lib.raw" "$IT_TMP/lib.back" || fail "dzfs-codec decodes the library's output to other bytes"
+out=$(cd / && env -u PYTHONPATH -u DZCODEC_LIBRARY /usr/bin/python3 -c '
+import sys, dzcodec
+z, raw = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read()
+assert dzcodec.decompress(z) == raw, "python3-dzcodec decodes to other bytes"
+assert dzcodec.compress(raw) == z, "python3-dzcodec encodes to other bytes"
+print("python3-dzcodec", dzcodec.__file__)' "$IT_TMP/lib.dzc" "$IT_TMP/lib.raw" 2>&1) || fail "system python3 with python3-dzcodec: $out"
+grep -q '^python3-dzcodec /usr/lib/python3/dist-packages/dzcodec/__init__.py' <<<"$out" || fail "python3 did not use the packaged module: $out"
+log "$out"
 
 # ---------------------------------------------------------------- a tree to back up
 SRC=$IT_TMP/src
@@ -360,14 +443,18 @@ else
 fi
 
 # ---------------------------------------------------------------- uninstall
-log "dpkg -r dzfs; dpkg -P dzfs"
-run_to 120 dpkg -r dzfs >"$IT_TMP/dpkg-r.log" 2>&1 || fail "dpkg -r dzfs failed: $(cat "$IT_TMP/dpkg-r.log")"
-run_to 120 dpkg -P dzfs >>"$IT_TMP/dpkg-r.log" 2>&1 || fail "dpkg -P dzfs failed: $(cat "$IT_TMP/dpkg-r.log")"
+log "dpkg -r/-P $PKGS"
+# shellcheck disable=SC2086
+run_to 120 dpkg -r $PKGS >"$IT_TMP/dpkg-r.log" 2>&1 || fail "dpkg -r failed: $(cat "$IT_TMP/dpkg-r.log")"
+# shellcheck disable=SC2086
+run_to 120 dpkg -P $PKGS >>"$IT_TMP/dpkg-r.log" 2>&1 || fail "dpkg -P failed: $(cat "$IT_TMP/dpkg-r.log")"
 INSTALLED=""
 rm -f "$MARKER"
-for f in /usr/bin/dzfs /usr/bin/dzfs-codec /usr/share/man/man8/dzfs.8.gz /usr/lib/systemd/system/dzfs@.service /usr/share/doc/dzfs; do
+for f in /usr/bin/dzfs /usr/bin/dzfs-codec /usr/share/man/man8/dzfs.8.gz /usr/lib/systemd/system/dzfs@.service /usr/share/doc/dzfs \
+         /usr/lib/libdzcodec.so.0 /usr/lib/libdzcodec.so /usr/include/dzcodec.h /usr/lib/pkgconfig/dzcodec.pc \
+         /usr/lib/python3/dist-packages/dzcodec; do
   [ ! -e "$f" ] || fail "$f is still there after dpkg -r/-P"
 done
-if pkg_known; then fail "dpkg still lists dzfs: $(dpkg-query -W -f='${Status}' dzfs)"; fi
+if pkg_known; then fail "dpkg still lists one of $PKGS"; fi
 DZFS=$BUILT_DZFS
 log "package test done"
