@@ -171,7 +171,7 @@ for p in libdzcodec0 libdzcodec-dev python3-dzcodec; do
 done
 lib_deps=$(dpkg-deb -f "${libdebs[0]}" Depends)
 for d in libzstd1 libxxhash0 libstdc++6 libc6; do
-  grep -Eq "(^|, )$d( |,|$)" <<<"$lib_deps" || fail "libdzcodec0 Depends lacks $d: $lib_deps"
+  [[ ", $lib_deps," == *", $d "* || ", $lib_deps," == *", $d,"* ]] || fail "libdzcodec0 Depends lacks $d: $lib_deps"
 done
 grep -q "libdzcodec0 (= " <<<"$(dpkg-deb -f "${libdebs[1]}" Depends)" || fail "libdzcodec-dev must depend on the same libdzcodec0"
 grep -q "libdzcodec0" <<<"$(dpkg-deb -f "${libdebs[2]}" Depends)" || fail "python3-dzcodec must depend on libdzcodec0"
