@@ -5,6 +5,8 @@
 #include "fs/volume.h"
 #include "index/log.h"
 
+#include <algorithm>
+
 namespace dzfs {
 
 bool Volume::frozen(uint64_t ino) {
@@ -55,7 +57,8 @@ Status Volume::delete_snapshots(const std::vector<std::string>& names, std::vect
     for (const std::string& n : names) {
       auto s = find_snapshot_locked(db, n);
       if (!s.ok()) return s.status();
-      deleted.push_back(*s);
+      if (std::none_of(deleted.begin(), deleted.end(), [&](const SnapshotInfo& d) { return d.id == s->id; }))
+        deleted.push_back(*s);  // a name given twice is deleted (and reported) once
     }
     DZ_RETURN_IF_ERROR(delete_snapshots_locked(db, names, [this](uint64_t ino) { return held(ino); }));
     DZ_RETURN_IF_ERROR(reload_frozen_locked());

@@ -318,7 +318,10 @@ Status delete_snapshots_locked(SqliteDb& db, const std::vector<std::string>& nam
   for (const std::string& n : names) {
     auto s = find_snapshot_locked(db, n);
     if (!s.ok()) return s.status();
-    doomed.push_back(*s);
+    // A name given twice is deleted once: a second pass would find no rows to delete but would
+    // still lower the snapshots folder's link count.
+    if (std::none_of(doomed.begin(), doomed.end(), [&](const SnapshotInfo& d) { return d.id == s->id; }))
+      doomed.push_back(*s);
   }
   auto folder = folder_ino(db);
   if (!folder.ok()) return folder.status();

@@ -360,6 +360,25 @@ TEST_F(SnapshotTest, DeletingSeveralIsAllOrNothing) {
   EXPECT_FALSE(vol_->frozen(later));
 }
 
+// A name given twice (dzfs snapshot --delete STORE a a) deletes the snapshot once: the second
+// pass must not lower the snapshots folder's link count again.
+TEST_F(SnapshotTest, ANameGivenTwiceIsDeletedOnce) {
+  build_tree();
+  snap("/src", "a");
+  snap("/src", "b");
+  std::vector<SnapshotInfo> gone;
+  ASSERT_TRUE(vol_->delete_snapshots({"a", "a"}, gone).ok());
+  EXPECT_EQ(gone.size(), 1u);
+  EXPECT_EQ(test::sql_i64(*store_, "SELECT nlink FROM inodes WHERE ino = " + std::to_string(path("/.snapshots"))), 3);
+  {
+    std::lock_guard<std::mutex> g(store_->index.mu);
+    ASSERT_TRUE(delete_snapshots_locked(*store_->index.db, {"b", "b"}, nullptr).ok());  // the offline path
+  }
+  EXPECT_EQ(test::sql_i64(*store_, "SELECT nlink FROM inodes WHERE ino = " + std::to_string(path("/.snapshots"))), 2);
+  expect_refcounts_exact();
+  expect_fsck_clean();
+}
+
 TEST_F(SnapshotTest, FilesBeingWrittenAreSnapshottedAsTheyAreNow) {
   uint64_t src = node(kRootIno, "src", S_IFDIR | 0755);
   uint64_t f = node(src, "open", S_IFREG | 0644);
