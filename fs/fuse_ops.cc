@@ -235,11 +235,26 @@ void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) 
   reply_sized(req, v, size);
 }
 
+// Linux lists trusted.* names only to callers with CAP_SYS_ADMIN (ext4's list handler); the
+// kernel passes a FUSE filesystem's list through unfiltered, so they are left out here for
+// everyone but root (FUSE does not say which capabilities the caller holds).
+std::string names_visible_to(fuse_req_t req, const std::string& names) {
+  if (fuse_req_ctx(req)->uid == 0) return names;
+  std::string out;
+  for (size_t i = 0; i < names.size();) {
+    size_t end = std::min(names.find('\0', i), names.size());
+    std::string_view n(names.data() + i, end - i);
+    if (n.substr(0, 8) != "trusted.") out.append(n).push_back('\0');
+    i = end + 1;
+  }
+  return out;
+}
+
 void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   std::string v;
   Status s = vol(req).listxattr(ino, v);
   if (!s.ok()) return reply_err(req, s);
-  reply_sized(req, v, size);
+  reply_sized(req, names_visible_to(req, v), size);
 }
 
 void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {

@@ -725,7 +725,19 @@ Status Volume::statfs(struct statvfs& out) {
 
 // ---- xattrs ------------------------------------------------------------------------------
 
+// The kernel hands a FUSE filesystem every xattr name; ext4 (like every Linux filesystem) serves
+// only the user, trusted and security namespaces and the two ACLs: any other name is EOPNOTSUPP,
+// a namespace prefix with nothing after it EINVAL (posix_ext4's xattr case).
+static Status check_xattr_name(std::string_view name) {
+  for (std::string_view ns : {"user.", "trusted.", "security."})
+    if (name.substr(0, ns.size()) == ns)
+      return name.size() > ns.size() ? Status::Ok() : Status::Error(EINVAL, "xattr name is only a namespace");
+  if (name == kAclAccessXattr || name == "system.posix_acl_default") return Status::Ok();
+  return Status::Error(EOPNOTSUPP, "xattr namespace not supported");
+}
+
 Status Volume::setxattr(uint64_t ino, std::string_view name, std::string_view value, int flags) {
+  DZ_RETURN_IF_ERROR(check_xattr_name(name));
   DZ_RETURN_IF_ERROR(writable(ino));
   std::lock_guard<std::mutex> g(store_.index.mu);
   SqliteDb& db = *store_.index.db;
@@ -761,6 +773,7 @@ Status Volume::setxattr(uint64_t ino, std::string_view name, std::string_view va
 }
 
 Status Volume::getxattr(uint64_t ino, std::string_view name, std::string& out) {
+  DZ_RETURN_IF_ERROR(check_xattr_name(name));
   std::lock_guard<std::mutex> g(store_.index.mu);
   Stmt s = store_.index.db->prepare("SELECT value FROM xattrs WHERE ino = ? AND name = ?");
   s.bind(1, ino).bind_blob(2, name);
@@ -785,6 +798,7 @@ Status Volume::listxattr(uint64_t ino, std::string& out) {
 }
 
 Status Volume::removexattr(uint64_t ino, std::string_view name) {
+  DZ_RETURN_IF_ERROR(check_xattr_name(name));
   DZ_RETURN_IF_ERROR(writable(ino));
   std::lock_guard<std::mutex> g(store_.index.mu);
   Stmt s = store_.index.db->prepare("DELETE FROM xattrs WHERE ino = ? AND name = ?");

@@ -60,6 +60,9 @@ DELIBERATE = {
     "privilege_bits: setgid without group exec after a write": "the FUSE kernel module clears setgid on "
     "a write by a non-member only when group exec is set (the rule before Linux 6.2); ext4 follows the VFS's "
     "newer rule. dzfs does not see the writer's groups to apply it (that would need HANDLE_KILLPRIV_V2)",
+    "truncate: truncate to the same size changes": "POSIX marks mtime/ctime for update only when the size "
+    "changes; ext4 updates them anyway, the FUSE kernel module (whose writeback cache owns a file's "
+    "mtime/ctime) does not",
     "open_tmpfile: O_TMPFILE": "no FUSE tmpfile operation in the libfuse dzfs builds against: EOPNOTSUPP, "
     "which open(2) lists for a filesystem without O_TMPFILE",
     "open_tmpfile: linked tmpfile": "follows from the above",
