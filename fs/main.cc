@@ -425,14 +425,12 @@ int cmd_fsck(const std::vector<std::string>& a) {
 
 // ---- snapshots, prune, diff ---------------------------------------------------------------
 
-std::string json_quote(std::string_view v) {
-  std::string o = "\"";
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') o += '\\', o += char(c);
-    else if (c < 0x20 || c >= 0x7f) { char b[8]; snprintf(b, sizeof b, "\\u%04x", c); o += b; }
-    else o += char(c);
-  }
-  return o + "\"";
+// A name left-aligned in `width` terminal columns: a column per character, not per byte, so that
+// the table stays aligned with non-ASCII names (a longer name pushes the row, as ls -l does).
+std::string pad_name(const std::string& printable, size_t width) {
+  size_t cols = 0;
+  for (unsigned char c : printable) cols += (c & 0xc0) != 0x80;
+  return cols >= width ? printable : printable + std::string(width - cols, ' ');
 }
 
 std::string utc_time(int64_t ns) {
@@ -494,19 +492,30 @@ Status delete_snapshots_of(const std::string& dir, const std::vector<std::string
   return (*st)->commit();
 }
 
+// MNT/.snapshots/NAME as (store, NAME), found by its parent folder: the snapshot itself need not
+// exist (a missing one is then reported by name, as the daemon reports it).
+Result<std::pair<std::string, std::string>> snapshot_path_of(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const size_t slash = p.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+  const std::string name = p.substr(slash == std::string::npos ? 0 : slash + 1);
+  auto mp = mount_path_of(parent);
+  if (!mp.ok() || mp->rel != std::string("/") + kSnapshotsDirName || name.empty() || name == "." || name == "..")
+    return Status::Error(EINVAL, p + " is not MOUNTPOINT/" + kSnapshotsDirName + "/NAME of a mounted dzfs volume");
+  return std::make_pair(mp->store, name);
+}
+
 int cmd_snapshot_delete(const std::vector<std::string>& a) {
   if (a.empty()) return usage_error(kHelp.at("snapshot"));
   std::string dir;
   std::vector<std::string> names;
-  if (auto mp = mount_path_of(a[0]); mp.ok() && mp->rel.rfind(std::string("/") + kSnapshotsDirName + "/", 0) == 0) {
-    dir = mp->store;  // paths of snapshots: MNT/.snapshots/NAME ...
+  if (auto first = snapshot_path_of(a[0]); first.ok()) {
+    dir = first->first;  // paths of snapshots: MNT/.snapshots/NAME ...
     for (const std::string& p : a) {
-      auto q = mount_path_of(p);
+      auto q = snapshot_path_of(p);
       if (!q.ok()) return failed(q.status());
-      const std::string prefix = std::string("/") + kSnapshotsDirName + "/";
-      if (q->store != dir || q->rel.rfind(prefix, 0) != 0 || q->rel.find('/', prefix.size()) != std::string::npos)
-        return failed(Status::Error(EINVAL, p + " is not a snapshot of " + dir));
-      names.push_back(q->rel.substr(prefix.size()));
+      if (q->first != dir) return failed(Status::Error(EXDEV, p + " is not a snapshot of " + dir));
+      names.push_back(q->second);
     }
   } else {
     auto d = resolve_store(a[0]);
@@ -515,18 +524,33 @@ int cmd_snapshot_delete(const std::vector<std::string>& a) {
     names.assign(a.begin() + 1, a.end());
     if (names.empty()) return usage_error(kHelp.at("snapshot"));
   }
-  Status s = delete_snapshots_of(dir, names);
+  std::vector<std::string> unique;  // a name given twice is deleted, and reported, once
+  for (const std::string& n : names)
+    if (std::find(unique.begin(), unique.end(), n) == unique.end()) unique.push_back(n);
+  Status s = delete_snapshots_of(dir, unique);
   if (!s.ok()) return failed(s);
-  for (const std::string& n : names) printf("deleted snapshot %s\n", n.c_str());
+  for (const std::string& n : unique) printf("deleted snapshot %s\n", printable_name(n).c_str());
   return 0;
 }
 
 int cmd_snapshot(const std::vector<std::string>& a) {
   if (!a.empty() && a[0] == "--delete") return cmd_snapshot_delete({a.begin() + 1, a.end()});
-  if (a.empty() || a.size() > 2 || a[0][0] == '-') return usage_error(kHelp.at("snapshot"));
+  if (a.empty() || a.size() > 2 || a[0].empty() || a[0][0] == '-') return usage_error(kHelp.at("snapshot"));
   const std::string name = a.size() == 2 ? a[1] : default_snapshot_name(now_ns());
   if (Status n = check_snapshot_name(name); !n.ok()) return failed(n);
-  if (auto mp = mount_path_of(a[0]); mp.ok()) {
+  auto mp = mount_path_of(a[0]);
+  if (!mp.ok() && mp.status().code() == ENOENT) return failed(mp.status());
+  std::string at;  // where the snapshot shows: MNT, or the store's mount when a mounted STORE was given
+  if (mp.ok()) {
+    at = mp->mountpoint == "/" ? "" : mp->mountpoint;
+  } else {
+    auto d = resolve_store(a[0]);
+    if (!d.ok())
+      return failed(Status::Error(EINVAL, a[0] + " is neither a directory in a mounted dzfs volume nor a volume"));
+    // A mounted STORE: the daemon, the index's one writer, makes the snapshot of its whole tree.
+    if (Store::lock_holder(*d) != 0) mp = MountPath{*d, "", "/"};
+  }
+  if (mp.ok()) {
     auto r = control_request(mp->store, {"snapshot", mp->rel, name});
     if (!r.ok()) return failed(r.status());
     std::vector<std::string> f;
@@ -536,15 +560,12 @@ int cmd_snapshot(const std::vector<std::string>& a) {
       f.push_back(r->substr(i, j - i));
     }
     if (f.size() != 3) return failed(Status::Error(EPROTO, "unexpected reply from the mount daemon"));
-    const std::string at = mp->mountpoint == "/" ? "" : mp->mountpoint;
-    printf("snapshot %s of %s: %s/%s/%s (%s inodes)\n", f[0].c_str(), f[1].c_str(), at.c_str(), kSnapshotsDirName,
-           f[0].c_str(), f[2].c_str());
+    printf("snapshot %s of %s: %s/%s/%s (%s inodes)\n", printable_name(f[0]).c_str(), printable_name(f[1]).c_str(),
+           at.c_str(), kSnapshotsDirName, printable_name(f[0]).c_str(), f[2].c_str());
     return 0;
   }
   // An unmounted STORE: a snapshot of its whole tree.
-  auto d = resolve_store(a[0]);
-  if (!d.ok()) return failed(Status::Error(EINVAL, a[0] + " is neither a directory in a mounted dzfs volume nor a volume"));
-  auto st = open_exclusive(*d);
+  auto st = open_exclusive(*resolve_store(a[0]));
   if (!st.ok()) return failed(st.status());
   Result<SnapshotInfo> info = Status::Error(EIO, "not run");
   {
@@ -553,8 +574,8 @@ int cmd_snapshot(const std::vector<std::string>& a) {
   }
   if (!info.ok()) return failed(info.status());
   if (Status c = (*st)->commit(); !c.ok()) return failed(c);
-  printf("snapshot %s of /: /%s/%s (%llu inodes)\n", info->name.c_str(), kSnapshotsDirName, info->name.c_str(),
-         (unsigned long long)(info->hi - info->lo + 1));
+  printf("snapshot %s of /: /%s/%s (%llu inodes)\n", printable_name(info->name).c_str(), kSnapshotsDirName,
+         printable_name(info->name).c_str(), (unsigned long long)(info->hi - info->lo + 1));
   return 0;
 }
 
@@ -574,30 +595,29 @@ int cmd_snapshots(const std::vector<std::string>& a) {
   SqliteDb& db = *(*st)->index.db;
   auto list = list_snapshots_locked(db);
   if (!list.ok()) return failed(list.status());
+  // Built as strings, not into a fixed buffer: a name may be 255 bytes, and many more in JSON.
   std::string out = json ? "{\"snapshots\": [" : "";
   if (!json) out += "NAME                              CREATED (UTC)         SOURCE            FILES       DIRS  ONLY-HERE STORED  ONLY-HERE RAW\n";
   for (size_t i = 0; i < list->size(); ++i) {
     const SnapshotInfo& s = (*list)[i];
     auto u = snapshot_usage_locked(db, s);
     if (!u.ok()) return failed(u.status());
-    char line[1024];
+    auto n = [](uint64_t v) { return std::to_string(v); };
     if (json) {
-      snprintf(line, sizeof line,
-               "%s{\"name\": %s, \"created_ns\": %lld, \"created\": \"%sZ\", \"source\": %s, \"files\": %llu, "
-               "\"dirs\": %llu, \"others\": %llu, \"logical_bytes\": %llu, \"exclusive_chunks\": %llu, "
-               "\"exclusive_raw_bytes\": %llu, \"exclusive_stored_bytes\": %llu}",
-               i ? ", " : "", json_quote(s.name).c_str(), (long long)s.created_ns, utc_time(s.created_ns).c_str(),
-               json_quote(s.source).c_str(), (unsigned long long)u->files, (unsigned long long)u->dirs,
-               (unsigned long long)u->others, (unsigned long long)u->logical_bytes,
-               (unsigned long long)u->exclusive_chunks, (unsigned long long)u->exclusive_raw,
-               (unsigned long long)u->exclusive_stored);
+      out += std::string(i ? ", " : "") + "{\"name\": " + json_string(s.name) + ", \"created_ns\": " +
+             std::to_string(s.created_ns) + ", \"created\": \"" + utc_time(s.created_ns) + "Z\", \"source\": " +
+             json_string(s.source) + ", \"files\": " + n(u->files) + ", \"dirs\": " + n(u->dirs) +
+             ", \"others\": " + n(u->others) + ", \"logical_bytes\": " + n(u->logical_bytes) +
+             ", \"exclusive_chunks\": " + n(u->exclusive_chunks) + ", \"exclusive_raw_bytes\": " +
+             n(u->exclusive_raw) + ", \"exclusive_stored_bytes\": " + n(u->exclusive_stored) + "}";
     } else {
-      snprintf(line, sizeof line, "%-33s %-21s %-15s %7llu %10llu %16llu %14llu\n", s.name.c_str(),
-               utc_time(s.created_ns).c_str(), s.source.c_str(), (unsigned long long)u->files,
+      char nums[128];
+      snprintf(nums, sizeof nums, " %7llu %10llu %16llu %14llu\n", (unsigned long long)u->files,
                (unsigned long long)u->dirs, (unsigned long long)u->exclusive_stored,
                (unsigned long long)u->exclusive_raw);
+      out += pad_name(printable_name(s.name), 33) + " " + pad_name(utc_time(s.created_ns), 21) + " " +
+             pad_name(printable_name(s.source), 15) + nums;
     }
-    out += line;
   }
   if (json) out += "]}\n";
   fputs(out.c_str(), stdout);

@@ -65,7 +65,14 @@ static Status preflight(MountOptions& o) {
 // What the control socket (control_socket.h) asks of a mounted volume: snapshots made and deleted
 // by the daemon, the index's one writer, and the kernel told of the names that changed (the
 // replies to lookups are cached, negative ones too).
-static std::pair<int, std::string> control(Volume& volume, fuse_session* se, const std::vector<std::string>& req) {
+// `readonly`: mounted with -o ro. The store is still open for writing (the daemon commits and
+// recompresses), so the kernel's read-only flag alone would not stop these requests.
+static std::pair<int, std::string> control(Volume& volume, fuse_session* se, bool readonly,
+                                           const std::vector<std::string>& req) {
+  if ((req[0] == "snapshot" || req[0] == "delete") && readonly)
+    return {EROFS, "the volume is mounted read-only (-o ro): remount it read-write to change its snapshots"};
+  if ((req[0] == "snapshot" && req.size() != 3) || (req[0] == "delete" && req.size() < 2))
+    return {EINVAL, "malformed " + req[0] + " request"};
   auto inval = [se](uint64_t parent, const std::string& name) {
     fuse_lowlevel_notify_inval_entry(se, parent, name.data(), name.size());
     fuse_lowlevel_notify_inval_inode(se, parent, 0, 0);
@@ -138,7 +145,9 @@ static int serve(const MountOptions& o, int report_fd) {
   (*store)->note_pid();
   // Up before the mount reports success, so that a `dzfs snapshot` right after it finds it.
   auto control_server = std::make_unique<ControlServer>(
-      o.store, [&](const std::vector<std::string>& req) { return control(volume, se, req); });
+      o.store, [&, ro = std::find(o.fuse_opts.rbegin(), o.fuse_opts.rend(), "ro") <  // the last of ro, rw wins
+                          std::find(o.fuse_opts.rbegin(), o.fuse_opts.rend(), "rw")](
+                   const std::vector<std::string>& req) { return control(volume, se, ro, req); });
   if (Status c = control_server->start(); !c.ok()) log_error("no control socket (snapshots need one): " + c.message());
   log_info("mounted " + o.store + " on " + o.mountpoint);
   if (report_fd >= 0) {

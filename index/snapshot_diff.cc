@@ -310,43 +310,6 @@ size_t utf8_len(std::string_view s, size_t i) {
   return n;
 }
 
-const char kHex[] = "0123456789abcdef";
-
-std::string text_path(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t n = utf8_len(s, i);
-    if (n == 0 || c < 0x20 || c == 0x7f || c == '\\') {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-      ++i;
-      continue;
-    }
-    out.append(s.substr(i, n));
-    i += n;
-  }
-  return out;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  auto u = [&](unsigned v) {
-    out += "\\u";
-    for (int sh = 12; sh >= 0; sh -= 4) out += kHex[(v >> sh) & 15];
-  };
-  for (size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    const size_t n = utf8_len(s, i);
-    if (n == 0) u(0xdc00 + c), ++i;  // surrogateescape
-    else if (c == '"' || c == '\\') out += '\\', out += char(c), ++i;
-    else if (c < 0x20) u(c), ++i;
-    else out.append(s.substr(i, n)), i += n;
-  }
-  return out + "\"";
-}
-
 // borg's sizeof_fmt with decimal units: "0 B", "300 B", "1.20 kB"; with sign, "+1.2 kB".
 std::string size_fmt(int64_t v, int precision, bool sign) {
   static const char* units[] = {"", "k", "M", "G", "T", "P", "E", "Z", "Y"};
@@ -444,6 +407,43 @@ bool has(const DiffEntry& e, const char* c) { return std::find(e.changes.begin()
 
 }  // namespace
 
+constexpr char kHex[] = "0123456789abcdef";
+
+std::string printable_name(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_len(s, i);
+    if (n == 0 || c < 0x20 || c == 0x7f || c == '\\') {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+      ++i;
+      continue;
+    }
+    out.append(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  auto u = [&](unsigned v) {
+    out += "\\u";
+    for (int sh = 12; sh >= 0; sh -= 4) out += kHex[(v >> sh) & 15];
+  };
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_len(s, i);
+    if (n == 0) u(0xdc00 + c), ++i;  // surrogateescape
+    else if (c == '"' || c == '\\') out += '\\', out += char(c), ++i;
+    else if (c < 0x20) u(c), ++i;
+    else out.append(s.substr(i, n)), i += n;
+  }
+  return out + "\"";
+}
+
 Result<std::vector<DiffEntry>> diff_trees(SqliteDb& db, uint64_t root_a, uint64_t root_b, const DiffOptions& o) {
   uint32_t mode = 0;
   DZ_RETURN_IF_ERROR(root_mode(db, root_a, mode));
@@ -461,7 +461,7 @@ std::string diff_text(const std::vector<DiffEntry>& entries) {
   for (const DiffEntry& e : entries) {
     std::string c = changes_text(e);
     if (c.size() < 19) c.append(19 - c.size(), ' ');
-    out += c + " " + text_path(e.path) + "\n";
+    out += c + " " + printable_name(e.path) + "\n";
   }
   return out;
 }

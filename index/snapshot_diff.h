@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "index/sqlite_db.h"
@@ -64,5 +65,12 @@ std::string diff_text(const std::vector<DiffEntry>& entries);
 // UTF-8; each byte that is not is written as the lone surrogate \udcXX (Python's surrogateescape,
 // so os.fsencode(json.loads(line)["path"]) gives back the exact bytes).
 std::string diff_json(const std::vector<DiffEntry>& entries);
+
+// A name or path of the index (any bytes) as one printable line: control bytes, backslash and
+// invalid UTF-8 as \xNN, valid UTF-8 as it is. For every listing of index names (diff, snapshots).
+std::string printable_name(std::string_view s);
+// The same as a JSON string: valid UTF-8 as it is, other bytes as lone surrogates \udcXX
+// (Python's surrogateescape), so that os.fsencode(json.loads(...)) gives back the exact bytes.
+std::string json_string(std::string_view s);
 
 }  // namespace dzfs
