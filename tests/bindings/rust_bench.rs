@@ -1,7 +1,21 @@
 // dzc_bench (a cargo example of bindings/rust): compresses and decompresses FILE through the
-// Rust binding N times and prints the best MB/s of each, for the throughput comparison of the
+// Rust binding N times and prints the best MB/s of process CPU time of each, for the throughput comparison of the
 // bindings against the C API (tests/bindings/bench.sh).
-use std::time::Instant;
+#[repr(C)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+extern "C" {
+    fn clock_gettime(clock: i32, t: *mut Timespec) -> i32;
+}
+// Process CPU time (CLOCK_PROCESS_CPUTIME_ID = 2, from libc, which every Rust program links):
+// the shared machine's wall clock mostly measures the other tenants.
+fn cpu() -> f64 {
+    let mut t = Timespec { sec: 0, nsec: 0 };
+    unsafe { clock_gettime(2, &mut t) };
+    t.sec as f64 + t.nsec as f64 / 1e9
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -10,12 +24,12 @@ fn main() {
     let o = dzcodec::Options { threads: Some(1), ..Default::default() };
     let (mut best_c, mut best_d, mut size) = (f64::MAX, f64::MAX, 0);
     for _ in 0..reps {
-        let t = Instant::now();
+        let t = cpu();
         let z = dzcodec::compress_with(&data, &o).unwrap();
-        best_c = best_c.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
+        best_c = best_c.min(cpu() - t);
+        let t = cpu();
         let back = dzcodec::decompress_with(&z, &o).unwrap();
-        best_d = best_d.min(t.elapsed().as_secs_f64());
+        best_d = best_d.min(cpu() - t);
         assert!(back == data);
         size = z.len();
     }
