@@ -19,7 +19,7 @@ Volume& vol(fuse_req_t req) { return *ctx(req).volume; }
 
 Caller caller(fuse_req_t req) {
   const fuse_ctx* c = fuse_req_ctx(req);
-  return Caller{c->uid, c->gid};
+  return Caller{c->uid, c->gid, uint32_t(c->umask)};
 }
 
 void reply_err(fuse_req_t req, const Status& s) { fuse_reply_err(req, s.ok() ? 0 : s.code()); }
@@ -44,6 +44,11 @@ void op_init(void* userdata, fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_SPLICE_READ) conn->want |= FUSE_CAP_SPLICE_READ;
   if (conn->capable & FUSE_CAP_READDIRPLUS) conn->want |= FUSE_CAP_READDIRPLUS;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  // ACLs as on ext4: the kernel checks permissions against them (default_permissions alone sees
+  // only the mode) and refreshes the mode after an ACL changes it; the Volume inherits default
+  // ACLs, and with them applies the umask itself (Caller::umask).
+  if (conn->capable & FUSE_CAP_POSIX_ACL) conn->want |= FUSE_CAP_POSIX_ACL;
+  if ((conn->want & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) conn->want |= FUSE_CAP_DONT_MASK;
   conn->want &= ~unsigned(FUSE_CAP_READDIRPLUS_AUTO);  // always plus: one round trip per batch
 }
 

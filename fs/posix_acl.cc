@@ -60,4 +60,14 @@ std::string acl_with_mode(std::string_view a, uint32_t mode) {
   return out;
 }
 
+bool acl_inherit(std::string_view dflt, uint32_t& mode, std::string& access) {
+  uint32_t perm = 0;
+  if (!acl_permission_bits(dflt, perm)) return false;
+  perm &= mode & 0777;
+  mode = (mode & ~0777u) | perm;
+  access = acl_with_mode(dflt, perm);
+  if (acl_is_minimal(access)) access.clear();
+  return true;
+}
+
 }  // namespace dzfs

@@ -10,6 +10,7 @@
 namespace dzfs {
 
 inline constexpr std::string_view kAclAccessXattr = "system.posix_acl_access";
+inline constexpr std::string_view kAclDefaultXattr = "system.posix_acl_default";
 
 // The permission bits (0777) the ACL implies; false if the value is not a valid ACL.
 bool acl_permission_bits(std::string_view acl, uint32_t& perm);
@@ -18,5 +19,10 @@ bool acl_permission_bits(std::string_view acl, uint32_t& perm);
 bool acl_is_minimal(std::string_view acl);
 // The ACL with its owner, group-or-mask and other entries set from mode; unchanged if invalid.
 std::string acl_with_mode(std::string_view acl, uint32_t mode);
+// A new node under a directory with default ACL `dflt` (the kernel's posix_acl_create): its
+// access ACL is the default one with the owner, mask-or-group and other entries limited by the
+// permission bits asked for, and those bits in `mode` become the ACL's. `access` is left empty
+// when the result says no more than the mode. False (nothing changed) if dflt is not valid.
+bool acl_inherit(std::string_view dflt, uint32_t& mode, std::string& access);
 
 }  // namespace dzfs

@@ -312,6 +312,33 @@ Status Volume::touch_dir_locked(uint64_t dir, int nlink_delta) {
   return s.run();
 }
 
+// A new node's permission bits and ACLs (the kernel's posix_acl_create, which a FUSE filesystem
+// with POSIX ACLs does itself): the directory's default ACL, if any, replaces the umask and gives
+// the access ACL; a new directory inherits the default ACL too. Symlinks have neither.
+struct NewNodeAcls {
+  std::string access, dflt;
+};
+static Status new_node_acls(SqliteDb& db, uint64_t parent, uint32_t umask, uint32_t& mode, NewNodeAcls& out) {
+  if (S_ISLNK(mode)) return Status::Ok();
+  Stmt q = db.prepare("SELECT value FROM xattrs WHERE ino = ? AND name = ?");
+  q.bind(1, parent).bind_blob(2, kAclDefaultXattr);
+  const bool have = q.step();
+  if (!have) DZ_RETURN_IF_ERROR(q.done_status());
+  std::string dflt = have ? q.blob(0) : std::string();
+  if (have && acl_inherit(dflt, mode, out.access)) {
+    if (S_ISDIR(mode)) out.dflt = std::move(dflt);
+    return Status::Ok();
+  }
+  mode &= ~(umask & 0777);
+  return Status::Ok();
+}
+
+static Status insert_xattr(SqliteDb& db, uint64_t ino, std::string_view name, std::string_view value) {
+  Stmt s = db.prepare("INSERT OR REPLACE INTO xattrs(ino, name, value) VALUES (?, ?, ?)");
+  s.bind(1, ino).bind_blob(2, name).bind_blob(3, value);
+  return s.run();
+}
+
 Status Volume::make_node(uint64_t parent, std::string_view name, uint32_t mode, uint64_t rdev,
                          std::string_view target, const Caller& c, struct stat& out) {
   if (name.size() > 255) return Status::Error(ENAMETOOLONG, "name too long");
@@ -329,6 +356,8 @@ Status Volume::make_node(uint64_t parent, std::string_view name, uint32_t mode, 
     gid = pst.st_gid;
     if (S_ISDIR(mode)) mode |= S_ISGID;
   }
+  NewNodeAcls acls;
+  DZ_RETURN_IF_ERROR(new_node_acls(db, parent, c.umask, mode, acls));
   bool dir = S_ISDIR(mode);
   Savepoint sp(db);
   DZ_RETURN_IF_ERROR(sp.begun());
@@ -341,6 +370,8 @@ Status Volume::make_node(uint64_t parent, std::string_view name, uint32_t mode, 
   if (S_ISLNK(mode)) ins.bind_blob(9, target); else ins.bind_null(9);
   DZ_RETURN_IF_ERROR(ins.run());
   uint64_t ino = uint64_t(db.last_rowid());
+  if (!acls.access.empty()) DZ_RETURN_IF_ERROR(insert_xattr(db, ino, kAclAccessXattr, acls.access));
+  if (!acls.dflt.empty()) DZ_RETURN_IF_ERROR(insert_xattr(db, ino, kAclDefaultXattr, acls.dflt));
   Stmt de = db.prepare("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)");
   de.bind(1, parent).bind_blob(2, name).bind(3, ino);
   DZ_RETURN_IF_ERROR(de.run());
@@ -732,7 +763,7 @@ static Status check_xattr_name(std::string_view name) {
   for (std::string_view ns : {"user.", "trusted.", "security."})
     if (name.substr(0, ns.size()) == ns)
       return name.size() > ns.size() ? Status::Ok() : Status::Error(EINVAL, "xattr name is only a namespace");
-  if (name == kAclAccessXattr || name == "system.posix_acl_default") return Status::Ok();
+  if (name == kAclAccessXattr || name == kAclDefaultXattr) return Status::Ok();
   return Status::Error(EOPNOTSUPP, "xattr namespace not supported");
 }
 

@@ -36,6 +36,7 @@ struct VolumeOptions {
 
 struct Caller {
   uint32_t uid = 0, gid = 0;
+  uint32_t umask = 0;  // for a new node, unless its directory has a default ACL (which replaces it)
 };
 
 struct DirEntry {
