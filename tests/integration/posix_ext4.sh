@@ -46,7 +46,9 @@ dz_fsck "$STORE"
 if is_mounted "$REF"; then
   dev=$(findmnt -n -o SOURCE "$REF")
   umount "$REF"
-  case "$dev" in
-    /dev/loop*) losetup "$dev" >/dev/null 2>&1 && fail "loop device $dev still attached after the unmount" ;;
-  esac
+  if [[ "$dev" == /dev/loop* ]]; then  # autoclear detaches it just after the unmount
+    for _ in $(seq 50); do losetup "$dev" >/dev/null 2>&1 || break; sleep 0.1; done
+    if losetup "$dev" >/dev/null 2>&1; then fail "loop device $dev still attached after the unmount"; fi
+  fi
 fi
+log "reference was: $REF_KIND"
