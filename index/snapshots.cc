@@ -140,6 +140,9 @@ Status map_tree(SqliteDb& db, uint64_t source, uint64_t folder) {
 
 // Copies every row of the mapped tree to inodes base + seq; the new root is named `name` in
 // the snapshots folder. Link counts are counted afresh: names outside the tree do not come along.
+// Every copy is driven by the map (CROSS JOIN fixes SQLite's join order): the temporary table has
+// no statistics, and the planner otherwise scans the whole dirents, xattrs or extents table and
+// probes the map, so that a snapshot of a small directory cost time in the volume's size.
 Status copy_rows(SqliteDb& db, int64_t base, int64_t hi, uint64_t folder, std::string_view name, int64_t now_ns) {
   // Link counts: a directory keeps its own (its subdirectories all come along), except the copy's
   // root, which loses the subdirectories left out (the snapshots folder of the volume's root); a
@@ -152,22 +155,22 @@ Status copy_rows(SqliteDb& db, int64_t base, int64_t hi, uint64_t folder, std::s
       "  WHEN (i.mode & 61440) = 16384 OR i.nlink = 1 THEN i.nlink "
       "  ELSE (SELECT COUNT(*) FROM dirents d JOIN temp.snap_map p ON p.old = d.parent WHERE d.ino = i.ino) END, "
       "i.size, i.rdev, i.data_bytes, i.atime_ns, i.mtime_ns, i.ctime_ns, i.target "
-      "FROM temp.snap_map m JOIN inodes i ON i.ino = m.old ORDER BY m.seq",
+      "FROM temp.snap_map m CROSS JOIN inodes i ON i.ino = m.old ORDER BY m.seq",
       {base}));
   DZ_RETURN_IF_ERROR(run(db,
       "INSERT INTO dirents(parent, name, ino) SELECT ?1 + p.seq, d.name, ?1 + c.seq FROM temp.snap_map p "
-      "JOIN dirents d ON d.parent = p.old JOIN temp.snap_map c ON c.old = d.ino ORDER BY p.seq, d.id",
+      "CROSS JOIN dirents d ON d.parent = p.old CROSS JOIN temp.snap_map c ON c.old = d.ino ORDER BY p.seq, d.id",
       {base}));
   Stmt root = db.prepare("INSERT INTO dirents(parent, name, ino) VALUES (?, ?, ?)");
   root.bind(1, folder).bind_blob(2, name).bind(3, base);
   DZ_RETURN_IF_ERROR(root.run());
   DZ_RETURN_IF_ERROR(run(db,
       "INSERT INTO xattrs(ino, name, value) SELECT ?1 + m.seq, x.name, x.value FROM temp.snap_map m "
-      "JOIN xattrs x ON x.ino = m.old",
+      "CROSS JOIN xattrs x ON x.ino = m.old",
       {base}));
   DZ_RETURN_IF_ERROR(run(db,
       "INSERT INTO extents(ino, off, len, chunk, chunk_off) SELECT ?1 + m.seq, e.off, e.len, e.chunk, e.chunk_off "
-      "FROM temp.snap_map m JOIN extents e ON e.ino = m.old",
+      "FROM temp.snap_map m CROSS JOIN extents e ON e.ino = m.old",
       {base}));
   // chunks.refcount = number of extents naming the chunk: add the copies.
   DZ_RETURN_IF_ERROR(run(db,
