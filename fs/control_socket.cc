@@ -9,15 +9,23 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <ctime>
 
 #include "index/log.h"
 
 namespace dzfs {
 namespace {
 
-constexpr uint32_t kMaxFields = 64;
-constexpr uint32_t kMaxRequestBytes = 1u << 20;
+// A request names at most this many fields and bytes: a prune may delete every snapshot of a
+// volume in one request (years of hourly snapshots are tens of thousands of names of up to 255
+// bytes). Fields are allocated as their bytes arrive, so a count alone costs nothing.
+constexpr uint32_t kMaxFields = 1u << 20;
+constexpr uint32_t kMaxRequestBytes = 64u << 20;
+// The whole request must arrive within this time: requests are served one at a time, so a client
+// that connects and sends nothing (or a byte now and then) must not hold the socket for long.
+constexpr int kRequestDeadlineMs = 5000;
 
 // sun_path holds 108 bytes; a store deeper than that is reached through its directory's fd.
 struct SocketAddress {
@@ -52,9 +60,21 @@ bool write_all(int fd, const void* p, size_t n) {
   return true;
 }
 
-bool read_all(int fd, void* p, size_t n) {
+// deadline_ms: a steady-clock time in ms by which the bytes must have arrived (0: none).
+int64_t steady_ms() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool read_all(int fd, void* p, size_t n, int64_t deadline_ms = 0) {
   char* c = static_cast<char*>(p);
   while (n) {
+    if (deadline_ms) {
+      const int64_t left = deadline_ms - steady_ms();
+      pollfd q{fd, POLLIN, 0};
+      if (left <= 0 || poll(&q, 1, int(left)) == 0) return false;
+    }
     ssize_t r = recv(fd, c, n, 0);
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
@@ -64,9 +84,9 @@ bool read_all(int fd, void* p, size_t n) {
   return true;
 }
 
-bool read_u32(int fd, uint32_t& v) {
+bool read_u32(int fd, uint32_t& v, int64_t deadline_ms = 0) {
   unsigned char b[4];
-  if (!read_all(fd, b, 4)) return false;
+  if (!read_all(fd, b, 4, deadline_ms)) return false;
   v = uint32_t(b[0]) | uint32_t(b[1]) << 8 | uint32_t(b[2]) << 16 | uint32_t(b[3]) << 24;
   return true;
 }
@@ -76,15 +96,18 @@ void put_u32(std::string& out, uint32_t v) {
 }
 
 Result<std::vector<std::string>> read_request(int fd) {
+  const int64_t deadline = steady_ms() + kRequestDeadlineMs;
   uint32_t count = 0, total = 0;
-  if (!read_u32(fd, count) || count == 0 || count > kMaxFields) return Status::Error(EPROTO, "malformed request");
-  std::vector<std::string> fields(count);
-  for (auto& f : fields) {
+  if (!read_u32(fd, count, deadline) || count == 0 || count > kMaxFields)
+    return Status::Error(EPROTO, "malformed request");
+  std::vector<std::string> fields;
+  fields.reserve(std::min<uint32_t>(count, 1024));
+  for (uint32_t i = 0; i < count; ++i) {
     uint32_t len = 0;
-    if (!read_u32(fd, len) || len > kMaxRequestBytes - total) return Status::Error(EPROTO, "malformed request");
+    if (!read_u32(fd, len, deadline) || len > kMaxRequestBytes - total) return Status::Error(EPROTO, "malformed request");
     total += len;
-    f.resize(len);
-    if (len && !read_all(fd, f.data(), len)) return Status::Error(EPROTO, "truncated request");
+    std::string& f = fields.emplace_back(len, '\0');
+    if (len && !read_all(fd, f.data(), len, deadline)) return Status::Error(EPROTO, "truncated request");
   }
   return fields;
 }
@@ -140,8 +163,8 @@ void ControlServer::serve() {
 }
 
 void ControlServer::answer(int fd) {
-  timeval tv{10, 0};  // a client that stops sending mid-request must not block the socket
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  timeval tv{10, 0};  // a client that stops reading the reply must not block the socket
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   std::pair<int, std::string> reply;
   ucred cred{};
   socklen_t len = sizeof cred;
@@ -171,6 +194,11 @@ Result<std::string> control_request(const std::string& store_dir, const std::vec
   if (connect(fd, reinterpret_cast<sockaddr*>(&a.addr), sizeof a.addr) != 0)
     return Status::Error(errno, "cannot reach the mount daemon of " + store_dir + " (" + strerror(errno) +
                                     "): is it mounted by a dzfs that has snapshots?");
+  size_t bytes = 0;
+  for (const std::string& f : request) bytes += f.size();
+  if (request.empty() || request.size() > kMaxFields || bytes > kMaxRequestBytes)
+    return Status::Error(E2BIG, "request too large for the mount daemon (" + std::to_string(request.size()) +
+                                    " fields, " + std::to_string(bytes) + " bytes): give fewer names at a time");
   std::string out;
   put_u32(out, uint32_t(request.size()));
   for (const std::string& f : request) {

@@ -4,8 +4,9 @@
 // A Unix stream socket (mode 0600; only root or the daemon's own user is served, checked by
 // SO_PEERCRED). One request per connection: the client sends its fields and shuts down writing;
 // the daemon answers with a code (0 or an errno) and a message, and closes. Framing, little-endian:
-// request = u32 count, then per field u32 length + bytes (at most 64 fields, 1 MiB in all);
-// reply = i32 code, u32 length + message. Requests are served one at a time.
+// request = u32 count, then per field u32 length + bytes (at most 2^20 fields, 64 MiB in all, all
+// within 5 s of the connection); reply = i32 code, u32 length + message. Requests are served one
+// at a time.
 #pragma once
 #include <functional>
 #include <string>

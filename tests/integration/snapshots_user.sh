@@ -3,7 +3,8 @@
 # and prune with EROFS and changes nothing; `dzfs snapshot STORE` of a mounted volume goes through
 # its daemon; odd names (spaces, unicode, a leading '-', 255 bytes) round-trip through
 # `dzfs snapshots --json` and `dzfs diff --json`; a missing snapshot is named as such; a name
-# given twice is deleted once; the control socket survives clients that send garbage or nothing,
+# given twice is deleted once; a prune of more than 64 snapshots works on a mount; the control
+# socket survives clients that send garbage or nothing (an idle one holds it 5 s at most),
 # a stale socket file, and a store path longer than sun_path; fsck is clean after all of it.
 . "$(dirname "$0")/lib.sh"
 it_init snapshots_user 240
@@ -107,9 +108,17 @@ t = time.time()
 r = ask(req(b"snapshot", b"/current", b"after-idle"))
 idle.close()
 if struct.unpack("<i", r[:4])[0] != 0: sys.exit("a request after an idle client failed: %r" % r)
-if time.time() - t > 12: sys.exit("an idle client held the socket %.1f s" % (time.time() - t))
+if time.time() - t > 8: sys.exit("an idle client held the socket %.1f s" % (time.time() - t))
 EOF
 [ -d "$MNT/.snapshots/after-idle" ] || fail "the request after garbage was not served"
+
+# A prune that deletes more than 64 snapshots goes to the daemon in one request, all or nothing.
+mkdir "$MNT/tiny"
+t0=$(date +%s.%N)
+for i in $(seq 70); do run_to 60 "$DZFS" snapshot "$MNT/tiny" "p-$i" >/dev/null; done
+log "70 snapshots of a 1-inode directory in a $(ls "$MNT/.snapshots" | wc -l)-snapshot volume: $(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print a - b }') s"
+out=$(run_to 60 "$DZFS" prune "$MNT" --prefix p- --keep-last 1) || fail "prune of 69 snapshots: $out"
+[ "$(ls "$MNT/.snapshots" | grep -c '^p-')" = 1 ] || fail "prune left $(ls "$MNT/.snapshots" | grep -c '^p-') p- snapshots: $out"
 
 # A read-only mount: snapshot, delete and prune are EROFS and change nothing.
 dz_umount "$MNT" "$STORE"
