@@ -690,6 +690,9 @@ int cmd_diff(const std::vector<std::string>& args) {
   const uint64_t folder = frozen->folder();
   o.skip = [folder](uint64_t ino) { return folder && ino == folder; };  // the live root's snapshots
   auto d = diff_trees(db, *ia, *ib, o);
+  if (!d.ok() && d.status().code() == ENOTDIR)  // the index's words name an inode; the user gave paths
+    return failed(Status::Error(ENOTDIR, "dzfs diff compares directories: " + printable_name(rel_a) + " and " +
+                                             printable_name(rel_b) + " must both be directories of the volume"));
   if (!d.ok()) return failed(d.status());
   fputs((json ? diff_json(*d) : diff_text(*d)).c_str(), stdout);
   return 0;

@@ -59,6 +59,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 if [r["path"] for r in rows] != ["a"]: sys.exit("diff: %r" % rows)
 ' "$IT_TMP/diff.json" || fail "dzfs diff --json: $(cat "$IT_TMP/diff.json")"
 expect_fail 1 "not inside a mounted dzfs volume" "$DZFS" diff "$MNT/current" /tmp
+expect_fail 1 "must both be directories" "$DZFS" diff "$MNT/.snapshots/-dash" "$MNT/current/a"
 
 # A missing snapshot is named as missing, whichever way it is given; nothing is deleted.
 expect_fail 1 "no snapshot named missing" "$DZFS" snapshot --delete "$MNT/.snapshots/missing"
