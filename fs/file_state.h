@@ -80,6 +80,9 @@ class FileState {
 
  private:
   Status materialize(uint64_t a, bool final);
+  size_t run_room(size_t n) const;      // capacity for a run that must hold n bytes
+  std::string take_spare(size_t n);     // an empty buffer for a new run (see file_state.cc)
+  void keep_spare(std::string&& buf);
   Status compose(uint64_t off, uint64_t len, char* out);
   void cut_extents(uint64_t lo, uint64_t hi);  // removes [lo, hi) from the map, splitting
   void mark_changed(uint64_t off) { changed_from_ = std::min(changed_from_, off); }
@@ -108,6 +111,8 @@ class FileState {
   bool size_changed_ = false;
   int64_t touch_ns_ = 0;                // mtime/ctime for apply to set (a copy), 0: leave them
   std::vector<int64_t> pins_;           // chunks pinned for extents the index does not hold yet
+  std::vector<std::string> spare_;      // buffers of absorbed runs, for new runs
+  size_t spare_bytes_ = 0;
 };
 
 }  // namespace dzfs

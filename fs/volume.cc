@@ -35,11 +35,11 @@ static int64_t from_ts(const timespec& t) { return int64_t(t.tv_sec) * 100000000
 // A savepoint around a multi-statement change, so an error leaves the batch as it was.
 class Savepoint {
  public:
-  explicit Savepoint(SqliteDb& db) : db_(db) { ok_ = db_.exec("SAVEPOINT op").ok(); }
+  explicit Savepoint(SqliteDb& db) : db_(db) { ok_ = db_.run_cached("SAVEPOINT op").ok(); }
   ~Savepoint() {
     if (!ok_) return;
-    if (!done_) db_.exec("ROLLBACK TO op");
-    db_.exec("RELEASE op");
+    if (!done_) db_.run_cached("ROLLBACK TO op");
+    db_.run_cached("RELEASE op");
   }
   Status begun() const { return ok_ ? Status::Ok() : Status::Error(EIO, "index: cannot begin change"); }
   void done() { done_ = true; }

@@ -4,6 +4,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -62,16 +63,23 @@ Result<int64_t> ChunkStore::put(const uint8_t* data, size_t n) {
     return Status::Error(EIO, "dedup verify failed for chunk " + std::to_string(found));
   }
 
-  ChunkRecord rec;
+  // One context, output buffer and record per thread, kept: creating a context per chunk costs
+  // more than compressing a small one, and a fresh buffer of a large chunk is a fresh mmap
+  // whose page faults cost more than compressing it.
+  thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
+  thread_local std::unique_ptr<char[]> zbuf;
+  thread_local size_t zcap = 0;
+  thread_local ChunkRecord rec;
+  if (zcap < ZSTD_compressBound(n)) {
+    zcap = ZSTD_compressBound(std::max<size_t>(n, cfg_.chunk_max));
+    zbuf.reset(new char[zcap]);
+  }
   rec.raw_len = uint32_t(n);
   memcpy(rec.hash, h.b, 16);
-  rec.payload.resize(ZSTD_compressBound(n));
-  // One context per thread: creating a context per chunk costs more than compressing a small one.
-  thread_local std::unique_ptr<ZSTD_CCtx, size_t (*)(ZSTD_CCtx*)> cctx(ZSTD_createCCtx(), ZSTD_freeCCtx);
-  size_t z = ZSTD_compressCCtx(cctx.get(), rec.payload.data(), rec.payload.size(), data, n, cfg_.zstd_level);
+  size_t z = ZSTD_compressCCtx(cctx.get(), zbuf.get(), zcap, data, n, cfg_.zstd_level);
   if (!ZSTD_isError(z) && z + n / 64 + 16 < n) {  // worth it: saves more than ~1.5%
     rec.codec = kCodecZstd;
-    rec.payload.resize(z);
+    rec.payload.assign(zbuf.get(), z);
   } else {
     rec.codec = kCodecRaw;
     rec.payload.assign(reinterpret_cast<const char*>(data), n);

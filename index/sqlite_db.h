@@ -66,6 +66,9 @@ class SqliteDb {
   // A cached statement; borrow it, bind, step; it is reset when the Stmt handle dies.
   // The cache is keyed by the address of `sql`: pass a string literal, never a built string.
   Stmt prepare(const char* sql);
+  // Runs one statement without rows through the statement cache (same rule: a literal). For
+  // what runs once per request (SAVEPOINT, RELEASE): exec() parses the SQL on every call.
+  Status run_cached(const char* sql) { return prepare(sql).run(); }
   int64_t changes() const { return sqlite3_changes64(db_); }
   int64_t last_rowid() const { return sqlite3_last_insert_rowid(db_); }
   sqlite3* raw() { return db_; }
