@@ -158,7 +158,8 @@ Status FileState::write(uint64_t off, const char* data, size_t n) {
   uint64_t old_len = r.size();
   uint64_t rel = off - run->first;
   if (rel == r.size()) {
-    if (r.capacity() < r.size() + n) r.reserve(run_room(r.size() + n));
+    // Room for the streaming cycle only for a large writer: a small file's run stays small.
+    if (r.capacity() < r.size() + n && r.size() + n >= (64u << 10)) r.reserve(run_room(r.size() + n));
     r.append(data, n);  // the streaming case: no zero fill before the copy
   } else {
     if (rel + n > r.size()) r.resize(rel + n);

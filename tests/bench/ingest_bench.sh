@@ -20,7 +20,8 @@
 #             CACHE (default /var/tmp/dzingest) and rebuilt only when their parameters change.
 # Env: DZFS (binary; default build-h5, build-it or build), DZFS_BASE (a second binary, e.g. a
 #      build from before a change: measured in the same run as an extra column), DZFS_MOUNT_OPTS
-#      (-o options), FILES (60000), DIRS (300), BIG_MB (600), CACHE. Needs root (FUSE,
+#      (-o options), DZFS_ALT_OPTS (-o options of one more DZFS column, e.g. writeback=0),
+#      FILES (60000), DIRS (300), BIG_MB (600), CACHE. Needs root (FUSE,
 #      drop_caches); installs borgbackup with apt-get if missing, else skips borg with a message.
 set -euo pipefail
 
@@ -140,10 +141,10 @@ rm -rf --one-file-system "$PLAIN"
 
 # ---- dzfs: run_dzfs NAME BINARY sets NAME_* figures and writes request counts to WORK/NAME.*
 run_dzfs() {
-  local name=$1 bin=$2 store=$WORK/store-$1 mnt=$WORK/mnt-$1 t0 t1 t2
+  local name=$1 bin=$2 opts=$3 store=$WORK/store-$1 mnt=$WORK/mnt-$1 t0 t1 t2
   mkdir -p "$mnt"
   "$bin" mkfs "$store" >/dev/null
-  mount_dz() { DZFS_COUNT_REQUESTS=$WORK/$name.$1 "$bin" mount "$store" "$mnt" ${DZFS_MOUNT_OPTS:+-o "$DZFS_MOUNT_OPTS"}; mounted+=("$mnt"); }
+  mount_dz() { DZFS_COUNT_REQUESTS=$WORK/$name.$1 "$bin" mount "$store" "$mnt" ${opts:+-o "$opts"}; mounted+=("$mnt"); }
   note "$name: rsync -a"
   mount_dz rsync
   t0=$(now); "${RSYNC[@]}" "$TREE/" "$mnt/tree/"; t1=$(now); fsync_path "$mnt"; t2=$(now)
@@ -169,9 +170,13 @@ run_dzfs() {
   "$bin" umount "$mnt"
   rm -rf --one-file-system "$store"
 }
-run_dzfs dz "$DZFS"
-cols=(dz)
-if [ -n "${DZFS_BASE:-}" ]; then run_dzfs base "$DZFS_BASE"; cols+=(base); fi
+cols=()
+if [ -n "${DZFS_BASE:-}" ]; then run_dzfs base "$DZFS_BASE" "${DZFS_MOUNT_OPTS:-}"; cols+=(base); fi
+run_dzfs dz "$DZFS" "${DZFS_MOUNT_OPTS:-}"
+cols+=(dz)
+if [ -n "${DZFS_ALT_OPTS:-}" ]; then
+  run_dzfs alt "$DZFS" "${DZFS_MOUNT_OPTS:+$DZFS_MOUNT_OPTS,}$DZFS_ALT_OPTS"; cols+=(alt)
+fi
 
 # ---- borg
 borg_secs=-
@@ -191,12 +196,12 @@ if command -v borg >/dev/null 2>&1; then
 fi
 
 # ---- the table
-label() { case $1 in dz) echo "dzfs";; base) echo "dzfs (DZFS_BASE)";; esac; }
-row() { printf '%-44s' "$1"; shift; printf ' %16s' "$@"; printf '\n'; }
+label() { case $1 in dz) echo "dzfs";; base) echo "DZFS_BASE";; alt) echo "-o $DZFS_ALT_OPTS";; esac; }
+row() { printf '%-40s' "$1"; shift; printf ' %14s' "$@"; printf '\n'; }
 get() { eval "echo \${$1_$2}"; }
 echo
 echo "ingest_bench: $FILES files in $DIRS dirs, $tree_bytes bytes ($TREE); big file $BIG_MB MiB; work dir $WORK"
-echo "dzfs: $DZFS${DZFS_BASE:+; DZFS_BASE: $DZFS_BASE}${DZFS_MOUNT_OPTS:+; -o $DZFS_MOUNT_OPTS}; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(uname -r); $(date -u +%FT%TZ)"
+echo "dzfs: $DZFS${DZFS_BASE:+; DZFS_BASE: $DZFS_BASE}${DZFS_MOUNT_OPTS:+; -o $DZFS_MOUNT_OPTS}${DZFS_ALT_OPTS:+; last column: dzfs -o $DZFS_ALT_OPTS}; $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); $(uname -r); $(date -u +%FT%TZ)"
 hdr=(); for c in "${cols[@]}"; do hdr+=("$(label "$c")"); done
 row "" "plain dir" "${hdr[@]}" "borg zstd,3"
 r=(); for c in "${cols[@]}"; do r+=("$(rate "$FILES" "$(get "$c" rsync)")"); done
