@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -108,7 +109,13 @@ Result<uint64_t> ensure_folder(SqliteDb& db, int64_t now_ns) {
 void test_pause(const char* point) {
   const char* v = getenv("DZFS_TEST_PAUSE");
   const size_t n = strlen(point);
-  if (v && strncmp(v, point, n) == 0 && v[n] == ':') usleep(useconds_t(atoi(v + n + 1)) * 1000);
+  if (!v || strncmp(v, point, n) != 0 || v[n] != ':') return;
+  // The whole pause, even if a signal interrupts the sleep: a pause cut short lets the operation
+  // commit before the test's kill lands, and the test then sees the wrong outcome.
+  const long ms = atol(v + n + 1);
+  timespec left{ms / 1000, (ms % 1000) * 1000000};
+  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+  }
 }
 
 SnapshotInfo info_from(Stmt& s) {
