@@ -68,7 +68,7 @@ for delay in 0.02 0.3; do
   log "snapshot cut at ${delay}s: $r"
   dz_umount "$MNT" "$STORE"
 done
-PAUSE=snapshot:3000 crash_during 0.8 "$DZFS" snapshot "$MNT/current" held
+PAUSE=snapshot:30000 crash_during 0.8 "$DZFS" snapshot "$MNT/current" held
 [ "$(whole_or_absent held)" = absent ] || fail "a snapshot killed inside its transaction exists"
 dz_umount "$MNT" "$STORE"
 log "snapshot outcomes: ${!seen[*]}, and absent when killed inside the transaction"
@@ -86,7 +86,7 @@ done
 dz_mount "$STORE" "$MNT" -o workers=0
 run_to 60 "$DZFS" snapshot "$MNT/current" victim >/dev/null
 dz_umount "$MNT" "$STORE"
-PAUSE=delete:3000 crash_during 0.8 "$DZFS" snapshot --delete "$MNT/.snapshots/victim"
+PAUSE=delete:30000 crash_during 0.8 "$DZFS" snapshot --delete "$MNT/.snapshots/victim"
 [ "$(whole_or_absent victim)" = whole ] || fail "a deletion killed inside its transaction took the snapshot"
 dz_umount "$MNT" "$STORE"
 
@@ -94,7 +94,7 @@ dz_umount "$MNT" "$STORE"
 dz_mount "$STORE" "$MNT" -o workers=0
 for n in p1 p2 p3; do run_to 60 "$DZFS" snapshot "$MNT/current" "$n" >/dev/null; sleep 1.1; done
 dz_umount "$MNT" "$STORE"
-PAUSE=delete:3000 crash_during 0.8 "$DZFS" prune "$MNT" --keep-last 1 --prefix p
+PAUSE=delete:30000 crash_during 0.8 "$DZFS" prune "$MNT" --keep-last 1 --prefix p
 left=$(ls "$MNT/.snapshots" | grep '^p' | tr '\n' ' ')
 [ "$left" = "p1 p2 p3 " ] || fail "a prune killed inside its change left a part of it: $left"
 dz_umount "$MNT" "$STORE"
