@@ -77,29 +77,28 @@ static std::pair<int, std::string> control(Volume& volume, fuse_session* se, boo
     fuse_lowlevel_notify_inval_entry(se, parent, name.data(), name.size());
     fuse_lowlevel_notify_inval_inode(se, parent, 0, 0);
   };
-  if (req[0] == "snapshot" && req.size() == 3) {
+  auto folder = [&volume]() -> uint64_t {  // the snapshots folder's inode (0: none yet)
+    std::lock_guard<std::mutex> g(volume.store().index.mu);
+    auto f = resolve_path_locked(*volume.store().index.db, std::string("/") + kSnapshotsDirName);
+    return f.ok() ? *f : 0;
+  };
+  if (req[0] == "snapshot") {
     auto info = volume.snapshot(req[1], req[2]);
     if (!info.ok()) return {info.status().code(), info.status().message()};
     inval(kRootIno, kSnapshotsDirName);
-    std::lock_guard<std::mutex> g(volume.store().index.mu);
-    if (auto f = resolve_path_locked(*volume.store().index.db, std::string("/") + kSnapshotsDirName); f.ok())
-      inval(*f, info->name);
+    if (uint64_t f = folder()) inval(f, info->name);
     return {0, info->name + std::string(1, '\0') + info->source + std::string(1, '\0') +
                    std::to_string(info->hi - info->lo + 1)};
   }
-  if (req[0] == "delete" && req.size() >= 2) {
+  if (req[0] == "delete") {
     std::vector<SnapshotInfo> gone;
     Status s = volume.delete_snapshots({req.begin() + 1, req.end()}, gone);
     if (!s.ok()) return {s.code(), s.message()};
-    uint64_t folder = 0;
-    {
-      std::lock_guard<std::mutex> g(volume.store().index.mu);
-      auto f = resolve_path_locked(*volume.store().index.db, std::string("/") + kSnapshotsDirName);
-      if (f.ok()) folder = *f;
-    }
-    for (const SnapshotInfo& i : gone) {
-      if (folder) fuse_lowlevel_notify_delete(se, folder, i.root, i.name.data(), i.name.size());
-      if (folder) inval(folder, i.name);
+    if (uint64_t f = folder()) {
+      for (const SnapshotInfo& i : gone) {
+        fuse_lowlevel_notify_delete(se, f, i.root, i.name.data(), i.name.size());
+        inval(f, i.name);
+      }
     }
     return {0, std::to_string(gone.size())};
   }
