@@ -103,6 +103,7 @@ class PackStore {
   uint64_t reserve_ = 0;
   uint64_t bytes_since_space_check_ = 0;
   bool space_low_ = true;  // check on the first append
+  std::string record_buf_;  // header + payload of the record being written (under mu_)
   std::mutex sync_mu_;
 };
 
