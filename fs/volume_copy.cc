@@ -28,27 +28,41 @@ Status Volume::copy_range(uint64_t ino_in, uint64_t off_in, uint64_t ino_out, ui
     DZ_RETURN_IF_ERROR(check_regular(out));
   }
   last_write_ns_.store(now_ns(), std::memory_order_relaxed);
-  std::shared_ptr<FileState> src, dst;
+  // Both states are held as a writer holds them for the whole copy, so that no close drops one
+  // (and another is made) between finding it and using it: a copy that found its state replaced
+  // used to retry, and copies and writes on the same files could make every retry fail.
+  auto hold = [this](uint64_t ino) {
+    std::lock_guard<std::mutex> g(table_mu_);
+    auto& r = table_[ino];
+    if (!r.state) r.state = std::make_shared<FileState>(ino, store_.chunks, chunker_, opts_.dirty_limit);
+    ++r.state->writers;
+    return r.state;
+  };
+  auto release_hold = [this](uint64_t ino, const std::shared_ptr<FileState>& st) {
+    {
+      std::lock_guard<std::mutex> g(table_mu_);
+      --st->writers;
+    }
+    maybe_drop_state(ino, st);  // a state made just for this copy, with nothing pending, is not kept
+  };
+  std::shared_ptr<FileState> src = hold(ino_in), dst = hold(ino_out);
   Status s;
-  for (int attempt = 0;; ++attempt) {
-    DZ_RETURN_IF_ERROR(get_state_loaded(ino_in, src));
-    DZ_RETURN_IF_ERROR(get_state_loaded(ino_out, dst));
+  {
     // Two FileStates are locked in inode order (one lock when it is one file), then IndexDb::mu
-    // inside apply: the documented lock order.
+    // inside load and apply: the documented lock order.
     std::unique_lock<std::mutex> first(ino_in <= ino_out ? src->mu : dst->mu);
     std::unique_lock<std::mutex> second;
     if (src != dst) second = std::unique_lock<std::mutex>(ino_in <= ino_out ? dst->mu : src->mu);
-    // A state with no writer and nothing pending may be dropped (and another made) by a close
-    // between get_state_loaded and the lock; only the inode's current state is the file.
-    if (state_for(ino_in, false) == src && state_for(ino_out, false) == dst) {
-      s = dst->copy_from(*src, off_in, off_out, len, now_ns(), store_.index, copied);
-      break;
+    for (FileState* f : {src.get(), dst.get()}) {
+      if (s.ok() && !f->loaded) {
+        s = f->load(store_.index);
+        f->loaded = s.ok();
+      }
     }
-    if (attempt == 8) return Status::Error(EAGAIN, "copy: the files' states kept being replaced");
+    if (s.ok()) s = dst->copy_from(*src, off_in, off_out, len, now_ns(), store_.index, copied);
   }
-  // States made just for this copy (no writer, nothing pending) are not kept.
-  maybe_drop_state(ino_in, src);
-  if (dst != src) maybe_drop_state(ino_out, dst);
+  release_hold(ino_in, src);
+  release_hold(ino_out, dst);
   return s;
 }
 
