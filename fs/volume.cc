@@ -32,23 +32,6 @@ static timespec to_ts(int64_t ns) {
 }
 static int64_t from_ts(const timespec& t) { return int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
 
-// A savepoint around a multi-statement change, so an error leaves the batch as it was.
-class Savepoint {
- public:
-  explicit Savepoint(SqliteDb& db) : db_(db) { ok_ = db_.run_cached("SAVEPOINT op").ok(); }
-  ~Savepoint() {
-    if (!ok_) return;
-    if (!done_) db_.run_cached("ROLLBACK TO op");
-    db_.run_cached("RELEASE op");
-  }
-  Status begun() const { return ok_ ? Status::Ok() : Status::Error(EIO, "index: cannot begin change"); }
-  void done() { done_ = true; }
-
- private:
-  SqliteDb& db_;
-  bool ok_ = false, done_ = false;
-};
-
 Volume::Volume(Store& store, VolumeOptions opts)
     : store_(store), opts_(opts), chunker_(store.cfg.chunk_min, store.cfg.chunk_avg, store.cfg.chunk_max) {
   if (opts_.readahead_threads > 0)

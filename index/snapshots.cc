@@ -19,23 +19,6 @@
 namespace dzfs {
 namespace {
 
-// A savepoint around one operation, so that an error leaves the batch as it was.
-class Savepoint {
- public:
-  explicit Savepoint(SqliteDb& db) : db_(db) { ok_ = db_.exec("SAVEPOINT snapshot_op").ok(); }
-  ~Savepoint() {
-    if (!ok_) return;
-    if (!done_) (void)db_.exec("ROLLBACK TO snapshot_op");
-    (void)db_.exec("RELEASE snapshot_op");
-  }
-  Status begun() const { return ok_ ? Status::Ok() : Status::Error(EIO, "index: cannot begin a change"); }
-  void done() { done_ = true; }
-
- private:
-  SqliteDb& db_;
-  bool ok_ = false, done_ = false;
-};
-
 Status run(SqliteDb& db, const char* sql, std::initializer_list<int64_t> args) {
   Stmt s = db.prepare(sql);
   int i = 1;

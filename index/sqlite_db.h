@@ -84,4 +84,24 @@ class SqliteDb {
   std::map<const char*, sqlite3_stmt*> cache_;  // keyed by the literal's address
 };
 
+// A savepoint around one multi-statement change (a FUSE operation, a snapshot), so that an error
+// leaves the batch as it was: rolled back to here unless done() was called.
+class Savepoint {
+ public:
+  explicit Savepoint(SqliteDb& db) : db_(db) { ok_ = db_.run_cached("SAVEPOINT op").ok(); }
+  ~Savepoint() {
+    if (!ok_) return;
+    if (!done_) (void)db_.run_cached("ROLLBACK TO op");
+    (void)db_.run_cached("RELEASE op");
+  }
+  Savepoint(const Savepoint&) = delete;
+  Savepoint& operator=(const Savepoint&) = delete;
+  Status begun() const { return ok_ ? Status::Ok() : Status::Error(EIO, "index: cannot begin a change"); }
+  void done() { done_ = true; }
+
+ private:
+  SqliteDb& db_;
+  bool ok_ = false, done_ = false;
+};
+
 }  // namespace dzfs
