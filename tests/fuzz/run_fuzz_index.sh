@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the fuzz_index target (tests/fuzz/fuzz_index.cc) with clang — libFuzzer + ASan + UBSan,
-# over the store engine (index/), the filesystem layer it drives (fs/volume.cc, file_state.cc,
+# over the store engine (index/), the filesystem layer it drives (fs/volume*.cc, file_state.cc,
 # posix_acl.cc) and the codec — then replays every saved regression input in
 # tests/fuzz/regressions/fuzz_index/ and fuzzes for a bounded time.
 # Usage: run_fuzz_index.sh SECONDS OUTDIR. Exit 77 (ctest skip) without clang or the libFuzzer
@@ -21,7 +21,7 @@ done
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
 flags="-std=c++20 -O1 -g $san -I$src $(pkg-config --cflags fuse3)"
 bin="$out/$target"
-sources="$src/codec/*.cc $src/index/*.cc $src/fs/volume.cc $src/fs/file_state.cc $src/fs/posix_acl.cc"
+sources="$src/codec/*.cc $src/index/*.cc $src/fs/volume.cc $src/fs/volume_snapshots.cc $src/fs/volume_copy.cc $src/fs/file_state.cc $src/fs/posix_acl.cc"
 (
   flock 9
   # The sanitized library: rebuilt when a source or header of those folders changes.
