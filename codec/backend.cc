@@ -1,31 +1,9 @@
 #include "codec/backend.h"
 
-#include <atomic>
-#include <thread>
+#include "codec/util.h"
 
 namespace dzfs::codec {
 namespace {
-
-// Runs fn(i) for i in [0, n) on up to `threads` threads (work stealing by atomic counter; each
-// item is independent, so the assignment of items to threads cannot change any output).
-template <class Fn>
-void parallel_for(size_t n, unsigned threads, Fn fn) {
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  if (threads > n) threads = static_cast<unsigned>(n);
-  if (threads <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (unsigned t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& t : pool) t.join();
-}
 
 class CpuBackend final : public CodecBackend {
  public:

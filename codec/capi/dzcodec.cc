@@ -151,29 +151,6 @@ struct Settings {
   }
 };
 
-// fn(i) for i in [0, n) on up to `threads` threads (work stealing by an atomic counter; the
-// result of each item depends only on its input, so the split cannot change a byte).
-template <class F>
-void parallel_for(size_t n, unsigned threads, F fn) {
-  const unsigned t = static_cast<unsigned>(std::min<size_t>(threads, n));
-  if (t <= 1) {
-    for (size_t i = 0; i < n; ++i) fn(i);
-    return;
-  }
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < n;) fn(i);
-  };
-  std::vector<std::thread> pool;
-  try {
-    for (unsigned k = 1; k < t; ++k) pool.emplace_back(work);
-  } catch (...) {
-    // Fewer threads than asked (thread creation failed): the ones there finish the work.
-  }
-  work();
-  for (auto& th : pool) th.join();
-}
-
 // A byte queue: output waiting to be read, consumed from the front.
 struct ByteQueue {
   std::vector<uint8_t> buf;
